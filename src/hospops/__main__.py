@@ -1,0 +1,5 @@
+import sys
+
+from hospops.cli import main
+
+sys.exit(main())
