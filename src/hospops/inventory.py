@@ -1,0 +1,88 @@
+"""Read an Ansible inventory the way a play sees it (groups, templated variables), in-process.
+
+The orchestrator uses this for the service table, approvers and policy, so that the inventory is
+the one place an operator declares them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from hospops.errors import UserError
+from hospops.paths import COLLECTIONS_PATH, default_inventory
+
+
+@dataclass
+class Inventory:
+    path: Path
+    _cache: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def _ansible(self):
+        from ansible.inventory.manager import InventoryManager
+        from ansible.parsing.dataloader import DataLoader
+        from ansible.plugins.loader import init_plugin_loader
+        from ansible.vars.manager import VariableManager
+
+        init_plugin_loader([str(COLLECTIONS_PATH)])
+
+        if not self.path.exists():
+            raise UserError(f"inventory {self.path} does not exist", "pass -i PATH or set HOSPOPS_INVENTORY")
+        loader = DataLoader()
+        inv = InventoryManager(loader=loader, sources=[str(self.path)])
+        return loader, inv, VariableManager(loader=loader, inventory=inv)
+
+    @property
+    def groups(self) -> dict[str, list[str]]:
+        _, inv, _ = self._ansible
+        return {name: sorted(h.name for h in g.get_hosts()) for name, g in inv.groups.items()}
+
+    def hosts(self, pattern: str = "all") -> list[str]:
+        _, inv, _ = self._ansible
+        return [h.name for h in inv.get_hosts(pattern)]
+
+    def host_vars(self, host: str) -> dict[str, Any]:
+        """All variables of one host, templated."""
+        if host not in self._cache:
+            from ansible.template import Templar
+
+            loader, inv, vm = self._ansible
+            h = inv.get_host(host)
+            if h is None:
+                raise UserError(f"host {host!r} is not in inventory {self.path}", "check the name with `hospops lab status`")
+            raw = vm.get_vars(host=h, include_hostvars=False)
+            templar = Templar(loader=loader, variables=raw)
+            self._cache[host] = {k: _plain(templar.template(v)) for k, v in raw.items()
+                                 if not k.startswith("ansible_") or k in _KEEP}
+        return self._cache[host]
+
+    def var(self, name: str, default: Any = None, host: str | None = None) -> Any:
+        """A variable as the first host (or the named host) sees it; group_vars/all land here."""
+        hosts = [host] if host else self.hosts()
+        if not hosts:
+            return default
+        return self.host_vars(hosts[0]).get(name, default)
+
+
+_KEEP = {"ansible_host", "ansible_port", "ansible_user"}
+
+
+def _plain(value: Any) -> Any:
+    """Strip Ansible's tagged types so values compare and serialise as plain Python."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    for kind in (int, float, str):
+        if isinstance(value, kind):
+            return kind(value)
+    return value
+
+
+def load(path: str | Path | None = None) -> Inventory:
+    return Inventory(Path(path) if path else default_inventory())
