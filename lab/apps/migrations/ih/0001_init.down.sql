@@ -1,0 +1,1 @@
+DROP TABLE ih_payments;

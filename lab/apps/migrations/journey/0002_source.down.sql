@@ -1,0 +1,1 @@
+ALTER TABLE journey_events DROP COLUMN source;

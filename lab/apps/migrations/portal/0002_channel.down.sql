@@ -1,0 +1,1 @@
+ALTER TABLE portal_appointments DROP COLUMN channel;

@@ -1,0 +1,1 @@
+ALTER TABLE waiting_queue DROP COLUMN screen_id;
