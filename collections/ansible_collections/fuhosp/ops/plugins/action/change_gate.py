@@ -1,0 +1,214 @@
+# -*- coding: utf-8 -*-
+# Copyright: fuhosp.ops contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""fuhosp.ops.change_gate: refuse to change anything without the hospital's signed approval.
+
+Runs on the control node, once per play batch (BYPASS_HOST_LOOP, i.e. run_once semantics; a refusal
+is fatal for every host of the play). Documentation: plugins/modules/change_gate.py.
+
+One run per approval: the change's nonce is consumed by creating ``<ledger>/nonces/<nonce>.json``
+with O_EXCL. The file names the consuming run: the ansible-playbook main process (its pid, its start
+time from /proc, the node and boot id). Every task of one ansible-playbook run executes in worker
+processes forked from that main process, so all ``serial`` batches of one run find themselves in
+the file and pass; any other ansible-playbook process (a second run, or a re-run after a crash) has
+another pid or start time and is refused. Nothing a user passes (extra vars, environment) enters
+that identity, so it cannot be spoofed from the command line.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import getpass
+import json
+import multiprocessing
+import os
+import re
+import socket
+from datetime import datetime, timezone
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+from ansible_collections.fuhosp.ops.plugins.module_utils import _approval
+
+_NONCE = re.compile(r"^[0-9a-f]{16,128}$")
+
+_ARGUMENT_SPEC = dict(
+    action=dict(type="str", required=True),
+    ticket=dict(type="path"),
+    ledger_dir=dict(type="path"),
+)
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="ascii") as handle:
+            return handle.read()
+    except OSError:
+        return ""
+
+
+def run_identity() -> dict:
+    """The ansible-playbook process this task belongs to (the parent of the worker we run in)."""
+    parent = multiprocessing.parent_process()
+    pid = parent.pid if parent is not None and parent.pid else os.getpid()
+    stat = _read("/proc/%d/stat" % pid)
+    start = stat.rsplit(")", 1)[-1].split()[19] if stat else "unknown"
+    return {"node": socket.gethostname(), "boot": _read("/proc/sys/kernel/random/boot_id").strip(),
+            "pid": pid, "start": start}
+
+
+def default_ledger_dir(task_vars: dict) -> str:
+    if task_vars.get("change_gate_ledger_dir"):
+        return str(task_vars["change_gate_ledger_dir"])
+    if os.environ.get("HOSPOPS_HOME"):
+        return os.path.join(os.environ["HOSPOPS_HOME"], "gate")
+    return os.path.join(os.path.expanduser("~"), ".local", "state", "hospops", "gate")
+
+
+def consume_nonce(ledger: str, nonce: str, change_id: str, ident: dict, check_mode: bool) -> str | None:
+    """Claim the nonce for this run; return None when ours, else a sentence naming the run that has it."""
+    directory = os.path.join(ledger, "nonces")
+    path = os.path.join(directory, nonce + ".json")
+    if not check_mode:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        claim = {"change_id": change_id, "run": ident,
+                 "consumed_at": _approval.iso(datetime.now(timezone.utc))}
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps(claim, sort_keys=True))
+                handle.flush()
+                os.fsync(handle.fileno())
+            return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            holder = json.load(handle)
+    except FileNotFoundError:
+        return None  # check mode, not consumed yet
+    except (OSError, ValueError):
+        return "its approval is being claimed by another run right now"
+    if holder.get("run") == ident:
+        return None  # the same ansible-playbook run: a later serial batch
+    run = holder.get("run") or {}
+    return "its approval was already used by another run (pid %s on %s at %s)" % (
+        run.get("pid"), run.get("node"), holder.get("consumed_at"))
+
+
+def append_decision(ledger: str, decision: dict) -> None:
+    os.makedirs(ledger, mode=0o700, exist_ok=True)
+    line = (json.dumps(decision, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+    fd = os.open(os.path.join(ledger, "decisions.jsonl"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ActionModule(ActionBase):
+    BYPASS_HOST_LOOP = True
+    TRANSFERS_FILES = False
+    _requires_connection = False
+    _supports_check_mode = True
+    _VALID_ARGS = frozenset(_ARGUMENT_SPEC)
+
+    def _template(self, task_vars: dict, name: str, default=None):
+        value = task_vars.get(name, default)
+        return self._templar.template(value) if value is not None else default
+
+    def _outpatient_hours(self, task_vars: dict):
+        try:
+            from hospops.clinic_calendar import ClinicCalendar
+        except ImportError:
+            return None
+        config = self._template(task_vars, "hospops_clinic_calendar")
+        built = []
+
+        def is_outpatient_hours(moment):
+            if not built:
+                try:
+                    built.append(ClinicCalendar.from_config(config))
+                except Exception as exc:  # any calendar error is a refusal, never a pass
+                    raise LookupError("(clinic calendar unreadable: %s)" % exc)
+            return built[0].is_outpatient_hours(moment)
+
+        return is_outpatient_hours
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super(ActionModule, self).run(tmp, task_vars)
+        del tmp
+        dummy, args = self.validate_argument_spec(argument_spec=_ARGUMENT_SPEC)
+        check_mode = bool(self._task.check_mode)
+        ledger = args.get("ledger_dir") or default_ledger_dir(task_vars)
+        ticket_path = args.get("ticket") or self._template(task_vars, "change_ticket")
+        hosts = [str(h) for h in task_vars.get("ansible_play_hosts_all") or []]
+        ident = run_identity()
+        decision = {
+            "at": _approval.iso(datetime.now(timezone.utc)), "gate_action": args["action"], "check_mode": check_mode,
+            "hosts": sorted(hosts), "play": str(task_vars.get("ansible_play_name", "")), "ticket": ticket_path,
+            "user": getpass.getuser(), "run": ident, "hospops_run_id": task_vars.get("hospops_run_id"),
+        }
+        verdict = self._verify(task_vars, args["action"], hosts, ticket_path)
+        problems = verdict["problems"]
+        if not problems:
+            used = consume_nonce(ledger, str(verdict["nonce"]), str(verdict["change_id"]), ident, check_mode)
+            if used:
+                problems.append(_approval.Problem(
+                    "nonce_used", "change %s cannot run again: %s" % (verdict["change_id"], used),
+                    "one approval allows one run; request a new change (hospops change request)"))
+        approvals = [{k: a[k] for k in ("approver", "organisation", "fingerprint")} for a in verdict["approvals"]]
+        decision.update(decision="refuse" if problems else "pass", change_id=verdict.get("change_id"),
+                        ticket_class=verdict.get("ticket_class"), incident=verdict.get("incident"),
+                        requester=verdict.get("requester"), approvals=approvals, problems=list(problems))
+        append_decision(ledger, decision)
+        result.update(changed=False, change_id=verdict.get("change_id"), ticket_class=verdict.get("ticket_class"),
+                      approvals=approvals, hosts=sorted(hosts), decision=decision["decision"], problems=list(problems))
+        if problems:
+            lines = "\n".join("  - %s\n    fix: %s" % (p["what"], p["fix"]) for p in problems)
+            raise AnsibleActionFail("change gate REFUSED %s for %s:\n%s" % (
+                args["action"], verdict.get("change_id") or "this play", lines), result=result)
+        if verdict.get("ticket_class") == "break-glass":
+            result.setdefault("warnings", []).append(
+                "BREAK-GLASS change %s (incident %s): everyone is notified and an approval after the fact is owed"
+                % (verdict["change_id"], verdict.get("incident")))
+        result["msg"] = "change %s verified for %s on %d host(s)%s" % (
+            verdict["change_id"], args["action"], len(hosts), " (check mode: approval not consumed)" if check_mode else "")
+        return result
+
+    def _verify(self, task_vars: dict, action: str, hosts: list, ticket_path: str | None) -> dict:
+        empty = {"problems": [], "approvals": []}
+        if not ticket_path:
+            empty["problems"].append(_approval.Problem(
+                "no_ticket", "no change ticket: this play changes production and needs the hospital's approval",
+                "run it with `hospops run PLAYBOOK --change ID`, or pass -e change_ticket=FILE "
+                "from `hospops change export ID -o FILE`"))
+            return empty
+        try:
+            with open(os.path.expanduser(str(ticket_path)), encoding="utf-8") as handle:
+                ticket = json.load(handle)
+        except (OSError, ValueError) as exc:
+            empty["problems"].append(_approval.Problem(
+                "ticket_unreadable", "cannot read the change ticket %s: %s" % (ticket_path, exc),
+                "export it again with `hospops change export ID -o FILE`"))
+            return empty
+        try:
+            approvers = self._template(task_vars, "hospops_approvers", [])
+            policy = self._template(task_vars, "hospops_change_policy", {})
+        except Exception as exc:  # a broken inventory is a refusal with its reason, never a pass
+            empty["problems"].append(_approval.Problem(
+                "inventory", "cannot read hospops_approvers / hospops_change_policy: %s" % exc,
+                "fix the inventory (group_vars/all/approvers.yml, policy.yml)"))
+            return empty
+        verdict = _approval.verify_ticket(
+            ticket, action=action, hosts=hosts, groups=task_vars.get("groups") or {}, approvers=approvers,
+            policy=policy, now=datetime.now(timezone.utc), is_outpatient_hours=self._outpatient_hours(task_vars))
+        nonce = str(verdict.get("nonce") or "")
+        if not verdict["problems"] and not _NONCE.match(nonce):
+            verdict["problems"].append(_approval.Problem("format", "the ticket's nonce is malformed",
+                                                         "export the ticket again"))
+        return verdict
