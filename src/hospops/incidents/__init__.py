@@ -325,6 +325,7 @@ class Incidents:
             "service": row["service"], "symptom": row["symptom"], "fingerprint": row["fingerprint"],
             "service_title": title if isinstance(title, Mapping) else {"zh": row["service"], "en": row["service"]},
             "title": row["title"], "summary": row.get("summary") or "",
+            "headline": dict(rule.title) if rule and rule.title.get("zh") == row["title"] else {"zh": row["title"]},
             "impact": dict(rule.impact) if rule else {}, "advice": dict(rule.advice) if rule else {},
             "opened_at": local(row["opened_at"]), "response_due": local(row["response_due"]),
             "repair_due": local(row.get("repair_due")), "clinic_due": local(row.get("clinic_due")),
