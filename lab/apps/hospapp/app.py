@@ -80,6 +80,8 @@ class App:
             self.counters.add("client_errors_total")
         level = logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO
         parts = [f"req={number} {req.method} {req.path} {status} {ms:.1f}ms client={req.client}"]
+        if req.error:
+            parts.append(f"error=\"{req.error}\"")
         if req.log_detail:
             parts.append(req.log_detail)
         if req.patient is not None:
@@ -224,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                   "health and payments will fail")
     _notify_systemd(f"READY=1\nSTATUS=listening on {host}:{port}\nMAINPID={os.getpid()}")
     try:
-        server.serve_forever(poll_interval=0.5)
+        server.serve_forever(poll_interval=0.2)
     finally:
         server.server_close()
         log.info("stopped after %s requests", app.counters.snapshot()["requests_total"])

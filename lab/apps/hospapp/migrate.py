@@ -9,7 +9,8 @@ transaction-scoped advisory lock (so two hosts migrating at once do not collide)
 updates the version and commits; if any statement fails, everything is rolled back and the database is
 exactly as it was. Running ``up`` again when nothing is pending changes nothing (idempotent).
 
-It prints one JSON object on stdout (for Ansible: ``changed``, ``from``, ``to``, ``applied``) and exits
+It prints one JSON object on stdout (for Ansible: ``changed``, ``from``, ``to``, and ``applied`` -- the
+migrations run, a key present only when some ran) and exits
 0 on success, 1 when a migration failed (nothing changed), 2 on bad usage/config, 3 when the database
 cannot be reached.
 """
@@ -93,7 +94,7 @@ def run(config_path: str, action: str, target: int | None, check: bool, root: Pa
     service = config.service
     available = list_migrations(release.migrations_dir)
     result = {"service": service, "release": release.version, "action": action, "check": check,
-              "available": sorted(available), "changed": False, "applied": []}
+              "available": sorted(available), "changed": False}
     import psycopg2
 
     try:
@@ -119,7 +120,8 @@ def run(config_path: str, action: str, target: int | None, check: bool, root: Pa
             steps = plan(action, current, available, target)
             result["to"] = (steps[-1] if action == "up" else steps[-1] - 1) if steps else current
             result["changed"] = bool(steps)
-            result["applied"] = [f"{n:04d}_{available[n]['name']}.{action}" for n in steps]
+            if steps:  # the key is present only when something runs: `'applied' in stdout` means changed
+                result["applied"] = [f"{n:04d}_{available[n]['name']}.{action}" for n in steps]
             if current > result["latest"] and action == "up":
                 result["note"] = f"database schema {current} is ahead of this release ({result['latest']})"
             if check or not steps:

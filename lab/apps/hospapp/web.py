@@ -37,6 +37,7 @@ class Request:
     params: dict[str, str] = field(default_factory=dict)
     patient: PatientRecord | None = None
     log_detail: str = ""
+    error: str = ""
 
     def json(self) -> dict[str, Any]:
         if not self.raw_body:
@@ -142,6 +143,8 @@ def make_server(app: App) -> ThreadingHTTPServer:
                 app.log.exception("req=%d %s %s failed: %s: %s", number, method, req.path,
                                   type(exc).__name__, exc)
                 resp = Response(500, {"error": "internal error", "reason": f"{type(exc).__name__}: {exc}"})
+            if resp.status >= 400 and isinstance(resp.body, dict):
+                req.error = ": ".join(str(resp.body[k]) for k in ("error", "reason") if resp.body.get(k))
             payload = resp.encode()
             try:
                 self.send_response(resp.status)

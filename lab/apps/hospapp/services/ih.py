@@ -22,6 +22,7 @@ class InternetHospital(Service):
     def register(self, router: Router) -> None:
         router.add("POST", "/api/payments", self.create_payment)
         router.add("GET", r"/api/payments/(?P<id>[^/]+)", self.get_payment)
+        self.app.counters.add("payments_recorded_total", 0)  # listed in /metrics from the start
 
     def create_payment(self, req: Request) -> Response:
         body = req.json()
@@ -35,8 +36,8 @@ class InternetHospital(Service):
             channel_ref = body.get("channel_ref") or f"{'WXQR' if method == 'scan' else 'POSF'}-{order_ref}"
             if not isinstance(channel_ref, str) or len(channel_ref) > 80:
                 raise HttpError(400, "'channel_ref' must be a string of at most 80 characters")
-        req.log_detail = (f"payment {METHOD_NAMES[method]} amount_fen={amount} order_ref={order_ref} "
-                          f"probe={str(probe).lower()}")
+        detail = f"{METHOD_NAMES[method]} amount_fen={amount} order_ref={order_ref} probe={str(probe).lower()}"
+        req.log_detail = "payment " + detail
         self.app.check_fault("payment")
         patient = req.patient
         with self.app.transaction() as cur:
@@ -53,7 +54,7 @@ class InternetHospital(Service):
             payment_id = cur.fetchone()[0]
         # The transaction is committed here: only now is the payment acknowledged.
         self.app.counters.add("payments_recorded_total")
-        req.log_detail = f"payment id={payment_id} " + req.log_detail
+        req.log_detail = f"payment id={payment_id} {detail}"
         answer = {"id": payment_id, "status": "recorded", "order_ref": order_ref, "amount_fen": amount,
                   "method": method, "probe": probe}
         if v2:
