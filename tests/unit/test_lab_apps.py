@@ -237,8 +237,10 @@ class Postgres:
             raise RuntimeError(f"{argv[0]} failed: {out.stdout}{out.stderr}")
 
     def start(self) -> None:
-        self._run(str(PG_BIN / "initdb"), "-D", str(self.dir / "data"), "-U", "postgres", "-E", "UTF8",
-                  "--no-locale", "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync")
+        # --no-locale without -E gives SQL_ASCII, like pg_createcluster under the lab image's C locale:
+        # the app must still store and return Chinese text.
+        self._run(str(PG_BIN / "initdb"), "-D", str(self.dir / "data"), "-U", "postgres", "--no-locale",
+                  "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync")
         opts = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
                 "-c synchronous_commit=off -c full_page_writes=off")
         self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.dir / "data"), "-l", str(self.dir / "server.log"),
@@ -254,7 +256,7 @@ class Postgres:
         import psycopg
 
         with psycopg.connect(host=str(self.dir), port=self.port, user="postgres", dbname=dbname,
-                             autocommit=True) as conn:
+                             client_encoding="UTF8", autocommit=True) as conn:
             cur = conn.execute(statement, args)
             return cur.fetchall() if cur.description else []
 

@@ -29,6 +29,9 @@ class DbConfig:
             "host": self.host, "port": self.port, "dbname": self.dbname, "user": self.user,
             "password": self.password, "connect_timeout": self.connect_timeout,
             "sslmode": self.sslmode, "application_name": application_name,
+            # Always UTF-8 on the wire: a cluster made under the C locale is SQL_ASCII, whose client
+            # encoding would refuse the Chinese text the app stores and the migrations' comments.
+            "client_encoding": "UTF8",
         }
 
 
