@@ -159,24 +159,35 @@ def request(store, policy: Policy, *, action: str, targets: list[str], reason: s
                      {"action": action, "class": klass, "targets": req["targets"], "window": req["window"],
                       "incident": incident, "incident_level": incident_level, "reason": req["reason"],
                       "digest": digest, "approval_due": due}, actor=requester)
+    summary = f"{action} on {', '.join(req['targets'])}: {req['reason']}"
     if klass == "break-glass":
         notify_everyone(store, "change.break_glass", change_id,
-                        f"BREAK-GLASS {action} on {', '.join(req['targets'])} for incident {incident}: {req['reason']}. "
-                        f"Approval after the fact is owed by {due}.", actor=requester)
+                        {"level": incident_level, "incident": incident, "title": f"BREAK-GLASS {action}",
+                         "summary": f"{summary} (approval after the fact owed by {due})"},
+                        actor=requester, inventory=policy.inventory)
+    elif klass == "approval":
+        notify_everyone(store, "approval.requested", change_id,
+                        {"title": f"approval requested: {action}", "summary": summary,
+                         "next": f"hospops change approve {change_id} --as NAME"},
+                        actor=requester, inventory=policy.inventory)
     return get(store, change_id)
 
 
-def notify_everyone(store, event: str, subject: str, message: str, actor: str) -> None:
-    """Tell everyone (hospops.notify, another issue). Until it exists the audit chain says who was not told."""
+def notify_everyone(store, event: str, subject: str, context: dict[str, Any], actor: str, inventory=None) -> None:
+    """Tell everyone the notification routes name (hospops.notify); a failure to notify is audited, never fatal."""
+    if inventory is None:
+        audit.record(store, "notify.skipped", subject, {"event": event, "why": "no inventory"}, actor=actor)
+        return
     try:
-        from hospops import notify  # type: ignore[attr-defined]
+        from hospops import notify
     except ImportError:
         audit.record(store, "notify.unavailable", subject, {"event": event}, actor=actor)
         return
     try:
-        notify.notify_all(store, event=event, subject=subject, message=message, actor=actor)  # type: ignore[attr-defined]
+        notify.send(store, event, {"subject": subject, "id": subject, **context}, inventory=inventory, actor=actor)
     except Exception as exc:  # noqa: BLE001 - a notification failure must not hide the change
-        audit.record(store, "notify.failed", subject, {"event": event, "error": type(exc).__name__}, actor=actor)
+        audit.record(store, "notify.failed", subject, {"event": event, "error": f"{type(exc).__name__}: {exc}"[:300]},
+                     actor=actor)
 
 
 def get(store, change_id: str) -> Change:

@@ -19,6 +19,7 @@ class Policy:
     rules: dict[str, Any]
     groups: dict[str, list[str]]
     is_outpatient_hours: Callable[[datetime], bool] | None
+    inventory: Any = None
 
     def approver(self, name: str) -> dict[str, Any]:
         for a in self.approvers:
@@ -83,4 +84,4 @@ def load(inv) -> Policy:
         raise UserError(f"hospops_change_policy.timezone {rules.get('timezone')!r} is unknown ({exc})",
                         "use an IANA name such as Asia/Shanghai or an offset like +08:00") from exc
     return Policy(approvers=check_approvers(inv.var("hospops_approvers")), rules=rules,
-                  groups=inv.groups, is_outpatient_hours=outpatient_checker(inv))
+                  groups=inv.groups, is_outpatient_hours=outpatient_checker(inv), inventory=inv)
