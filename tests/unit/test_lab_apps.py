@@ -421,11 +421,23 @@ def test_ih_v1_health_and_payment_round_trip(apps, pg, database):
     assert http("GET", url + "/api/payments/abc")[0] == 400
     assert http("GET", url + "/nope")[0] == 404
     assert pg.sql("SELECT count(*) FROM ih_payments", database) == [(1,)]
+    # Concurrent payments (ThreadingHTTPServer, one connection per request): every one is recorded.
+    from concurrent.futures import ThreadPoolExecutor
+
+    def pay(i: int) -> int:
+        return http("POST", url + "/api/payments", {"amount_fen": 100 + i, "method": "face",
+                                                    "order_ref": f"C{i}"})[0]
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(pay, range(40))) == [201] * 40
+    assert pg.sql("SELECT count(*), count(DISTINCT order_ref) FROM ih_payments WHERE order_ref LIKE 'C%%'",
+                  database) == [(40, 40)]
 
     code, page = http("GET", url + "/")
     assert code == 200 and "互联网医院平台" in page and "1.0.0" in page and "ih1" in page
     code, metrics = http("GET", url + "/metrics?format=json")
-    assert code == 200 and metrics["requests_total"] >= 12 and metrics["client_errors_total"] >= 9
+    assert code == 200 and metrics["requests_total"] >= 52 and metrics["client_errors_total"] >= 9
+    assert metrics["payments_recorded_total"] == 41
     code, text = http("GET", url + "/metrics")
     assert code == 200 and re.search(r"^hospapp_requests_total\{.*\} \d+$", text, re.M)
 
@@ -516,7 +528,9 @@ def test_logs_hold_the_planted_fake_patient_data(apps, database):
         assert http("POST", url + "/api/payments", {"amount_fen": 10 + i, "method": "scan",
                                                     "order_ref": f"L{i}"})[0] == 201
     time.sleep(0.7)  # the activity thread logs every 0.2 s here
-    log = Path(json.loads(cfg.read_text())["log_file"]).read_text(encoding="utf-8")
+    log_path = Path(json.loads(cfg.read_text())["log_file"])
+    assert log_path.stat().st_mode & 0o777 == 0o640
+    log = log_path.read_text(encoding="utf-8")
     lines = log.splitlines()
     assert all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00 (DEBUG|INFO|WARNING|ERROR) ih@ih1 ", ln)
                for ln in lines), lines[:3]

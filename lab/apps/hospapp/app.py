@@ -193,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check_config:
         print(f"hospapp: config ok ({config.service} {release.version} on {config.node})")
         return 0
+    os.umask(0o027)  # the log holds (fake) patient data: owner rw, group r, others nothing
     try:
         log = setup_logging(config.service, config.node, config.log_file, config.log_level)
     except OSError as exc:
