@@ -6,7 +6,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 say() { printf '[host] %s\n' "$*"; }
 
-need_pkgs=(podman crun debootstrap uidmap openssh-client postgresql-15 postgresql-contrib-15 pgbackrest
+need_pkgs=(podman crun debootstrap uidmap openssh-client python3-psycopg2 postgresql-15 postgresql-contrib-15 pgbackrest
            nginx-light fonts-noto-cjk)
 missing=()
 for p in "${need_pkgs[@]}"; do

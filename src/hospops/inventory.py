@@ -18,7 +18,7 @@ from hospops.paths import COLLECTIONS_PATH, default_inventory
 @dataclass
 class Inventory:
     path: Path
-    _cache: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    _cache: dict[str, "HostVars"] = field(default_factory=dict, repr=False)
 
     @cached_property
     def _ansible(self):
@@ -44,19 +44,16 @@ class Inventory:
         _, inv, _ = self._ansible
         return [h.name for h in inv.get_hosts(pattern)]
 
-    def host_vars(self, host: str) -> dict[str, Any]:
-        """All variables of one host, templated."""
+    def host_vars(self, host: str) -> "HostVars":
+        """One host's variables, templated on access (a variable that cannot be templated for this
+        host, such as an app password on the gateway, only fails when it is asked for)."""
         if host not in self._cache:
-            from ansible.template import Templar
-
             loader, inv, vm = self._ansible
             h = inv.get_host(host)
             if h is None:
-                raise UserError(f"host {host!r} is not in inventory {self.path}", "check the name with `hospops lab status`")
-            raw = vm.get_vars(host=h, include_hostvars=False)
-            templar = Templar(loader=loader, variables=raw)
-            self._cache[host] = {k: _plain(templar.template(v)) for k, v in raw.items()
-                                 if not k.startswith("ansible_") or k in _KEEP}
+                raise UserError(f"host {host!r} is not in inventory {self.path}",
+                                "check the name with `ansible-inventory -i INVENTORY --graph`")
+            self._cache[host] = HostVars(loader, vm.get_vars(host=h, include_hostvars=False))
         return self._cache[host]
 
     def var(self, name: str, default: Any = None, host: str | None = None) -> Any:
@@ -67,7 +64,28 @@ class Inventory:
         return self.host_vars(hosts[0]).get(name, default)
 
 
-_KEEP = {"ansible_host", "ansible_port", "ansible_user"}
+class HostVars:
+    """A read-only mapping of one host's variables that templates each value when it is read."""
+
+    def __init__(self, loader, raw: dict[str, Any]) -> None:
+        from ansible.template import Templar
+
+        self._raw = raw
+        self._templar = Templar(loader=loader, variables=raw)
+        self._done: dict[str, Any] = {}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._raw
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._done:
+            if name not in self._raw:
+                raise KeyError(name)
+            self._done[name] = _plain(self._templar.template(self._raw[name]))
+        return self._done[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name] if name in self._raw else default
 
 
 def _plain(value: Any) -> Any:
