@@ -69,7 +69,6 @@ import os
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_text
-from ansible.module_utils.six import string_types
 
 from ansible_collections.fuhosp.ops.plugins.module_utils._redact import DEFAULT_KINDS, RedactError, Redactor
 
@@ -92,7 +91,7 @@ def _redactor(kinds, patterns, name_fields):
 
 
 def _walk(value, redactor):
-    if isinstance(value, string_types):
+    if isinstance(value, str):
         return redactor.redact_text(to_text(value, errors="surrogate_or_strict"))
     if isinstance(value, bool):
         return value
@@ -110,9 +109,9 @@ def _walk(value, redactor):
 def _strings(name, value):
     if value is None:
         return None
-    if isinstance(value, string_types):
+    if isinstance(value, str):
         value = [value]
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, string_types) for v in value):
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
         raise AnsibleFilterError("redact: %s must be a list of strings, got %r" % (name, value))
     return [to_text(v) for v in value]
 

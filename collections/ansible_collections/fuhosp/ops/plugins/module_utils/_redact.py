@@ -85,26 +85,28 @@ _HAN_STOP = (
     u"不|未|已|在|的|与|和|及|或|可|需|应|将|被|无|有|等|对|从|为|是|请|提交|申请|订单|结算|随访|满意|"
     u"反馈|记录|数据|统计|满|个|们|均|也|都|还|又|再|即|但|若|如|因|由|于|了|过|给|向|到|自|要"
 )
+_VALUE_CHAR = u"[^\\s&,;，；。、\"'|<>()\\[\\]{}:：=]"
 _KV_VALUE = (
     u'(?:"([^"\\n]{1,64})"'
     u"|'([^'\\n]{1,64})'"
     u"|([A-Z][A-Za-z'.\\-]*(?: [A-Z][A-Za-z'.\\-]*){1,3})(?![A-Za-z0-9_])"
-    u"|(?!(?:null|None|nil|undefined|-)(?![^\\s&,;]))"
-    u"([^\\s&,;，；。、\"'|<>()\\[\\]{}:：=]{1,64}))"
+    u"|(?!(?:null|None|nil|undefined|-)(?!" + _VALUE_CHAR + u"))"
+    u"(" + _VALUE_CHAR + u"{1,64}))"
 )
 _KV_GROUPS = 4
 
 # Candidates for numbers. The first character is a plain class, so the C scanner skips other text.
-# Alternatives: a contiguous run of 11-17 or 19 digits; 18 characters shaped like an ID number (birth
-# year 19xx/20xx, month, day; other 18-digit runs are order numbers and never redacted); a run grouped
+# Alternatives: 18 characters shaped like an ID number (birth year 19xx/20xx, month, day; first, so
+# that 17 digits + X is not taken as 17 digits); a contiguous run of 11-17 or 19 digits (other 18-digit
+# runs are order numbers or timestamps, never redacted); a run grouped
 # by spaces or dashes (phones 3-4-4, cards 4-4-4-4[-3], "+86 " prefixes) or 86 + separator + 11 digits.
 _ID_TAIL = u"(?:19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9Xx](?![0-9])"
 _GROUPED = u"[ \\-](?:[0-9]{3,4}[ \\-][0-9]{4}(?:[ \\-][0-9]{1,4}){0,2}|[0-9]{11})(?![0-9])"
 _NUMBER_RX = (
     u"[0-9+](?<![0-9][0-9+])"
-    u"(?:[0-9]{10,16}(?![0-9])"
+    u"(?:(?<=[1-9])[0-9]{5}" + _ID_TAIL +
+    u"|[0-9]{10,16}(?![0-9])"
     u"|[0-9]{18}(?![0-9])"
-    u"|(?<=[1-9])[0-9]{5}" + _ID_TAIL +
     u"|[0-9]{0,3}" + _GROUPED + u")"
 )
 # The same language with a shared possessive prefix (Python 3.11+), about twice as fast: a run of 4+
@@ -112,9 +114,9 @@ _NUMBER_RX = (
 # 11-17 in all, 15 more make 19. tests/unit/test_redact.py checks both give the same matches.
 _NUMBER_RX_POSSESSIVE = (
     u"[0-9+](?<![0-9][0-9+])[0-9]{0,3}+"
-    u"(?:[0-9]{7,13}+(?![0-9])"
+    u"(?:(?<=[1-9][0-9]{3})[0-9]{2}" + _ID_TAIL +
+    u"|[0-9]{7,13}+(?![0-9])"
     u"|[0-9]{15}(?![0-9])"
-    u"|(?<=[1-9][0-9]{3})[0-9]{2}" + _ID_TAIL +
     u"|" + _GROUPED + u")"
 )
 _POSSESSIVE = sys.version_info >= (3, 11)
@@ -272,7 +274,7 @@ def _name_branches(field):
             # the label is consumed first, then checked not to end a longer word: keeps a literal start
             first = re.escape(label[0])
             branches.append((u"%s(?<![A-Za-z0-9_]%s)%s['\"]?[ \\t]*[=:：][ \\t]*%s"
-                             % (first, esc, re.escape(label[1:]), _KV_VALUE), _KV_GROUPS))
+                             % (first, first, re.escape(label[1:]), _KV_VALUE), _KV_GROUPS))
         else:
             # 患者：张三 / 患者: Zhang San / 患者张三 (no separator: 2-3 Han characters, minus common words)
             branches.append((u"%s[ \\t]*(?:[:：=][ \\t]*%s|(?!%s)([%s][%s·]{1,2}))"
