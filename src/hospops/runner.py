@@ -151,14 +151,14 @@ def run_playbook(playbook: str, *, change_id: str | None, inventory: Path | None
                           "hosts": hosts, "extravar_names": sorted(extravars)}, actor=actor)
         secret_file = _secret_file(vars_for_run)
         started = time.monotonic()
-        binary = Path(sys.executable).parent / "ansible-playbook"
         env = {"ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_PATH), "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-               "HOSPOPS_HOME": str(hospops_home()), "ANSIBLE_RETRY_FILES_ENABLED": "false"}
+               "HOSPOPS_HOME": str(hospops_home()), "ANSIBLE_RETRY_FILES_ENABLED": "false",
+               # the ansible-playbook of this interpreter (the venv) first, even when it is not activated
+               "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)])}
         runner = ansible_runner.run(
             private_data_dir=str(run_dir), project_dir=str(REPO_ROOT), playbook=str(book), inventory=str(inv_path),
             ident=run_id, envvars=env, cmdline=f"-e @{secret_file}" + (" --check" if check else ""),
-            limit=limit, suppress_env_files=True, quiet=True, event_handler=_printer(progress, started),
-            binary=str(binary) if binary.exists() else None)
+            limit=limit, suppress_env_files=True, quiet=True, event_handler=_printer(progress, started))
         status, rc = runner.status, runner.rc
         per_host, failed, unreachable = _stats(runner)
     except BaseException:
@@ -168,10 +168,23 @@ def run_playbook(playbook: str, *, change_id: str | None, inventory: Path | None
         if secret_file is not None:
             secret_file.unlink(missing_ok=True)
         (run_dir / "env" / "extravars").unlink(missing_ok=True)
+        _names_only(run_dir / "artifacts" / run_id / "command")
         gate = _finish(store, run_id, change_id, actor, status, rc, per_host, failed, unreachable)
         locks.release(store, run_id)
     return RunResult(run_id=run_id, status=status, rc=rc, stats=per_host, failed_hosts=failed,
                      unreachable_hosts=unreachable, artifacts_dir=run_dir / "artifacts" / run_id, gate=gate)
+
+
+def _names_only(command_file: Path) -> None:
+    """ansible-runner writes the whole environment of the run into artifacts/ID/command; an operator's
+    environment may hold secrets (PGPASSWORD, tokens), so keep only the variable names."""
+    try:
+        doc = json.loads(command_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if isinstance(doc.get("env"), dict):
+        doc["env"] = sorted(doc["env"])
+        command_file.write_text(json.dumps(doc), encoding="utf-8")
 
 
 def _finish(store, run_id: str, change_id: str | None, actor: str, status: str, rc: int | None,

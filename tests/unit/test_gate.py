@@ -167,3 +167,24 @@ def test_ansible_doc_reads_well():
     assert out.returncode == 0, out.stderr
     assert "The first task of every play that changes production" in out.stdout
     assert "ledger_dir" in out.stdout and "check_mode" in out.stdout
+
+
+def test_ledger_import_is_incremental_and_runs_on_audit_verify(tmp_path):
+    ledger = Path(os.environ["HOSPOPS_HOME"]) / "gate"
+    ledger.mkdir()
+    line = {"decision": "refuse", "change_id": None, "problems": [{"code": "no_ticket", "what": "w", "fix": "f"}],
+            "user": "root"}
+    with open(ledger / "decisions.jsonl", "w") as out:
+        out.write(json.dumps(line) + "\n" + json.dumps({**line, "decision": "pass", "change_id": "CHG-1"})[:20])
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    env = {**os.environ, "HOSPOPS_STORE_URL": url}
+    out = subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-m", "hospops", "audit", "verify"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0 and "1 records" in out.stdout, out.stdout + out.stderr
+    with open(ledger / "decisions.jsonl", "a") as out_file:  # the half-written line is completed
+        out_file.write(json.dumps({**line, "decision": "pass", "change_id": "CHG-1"})[20:] + "\n")
+    store = open_store(url)
+    assert gate_ledger.import_decisions(store, ledger) == 1
+    assert [(r["kind"], r["subject"]) for r in store.query("SELECT kind, subject FROM audit ORDER BY seq")] == \
+        [("gate.refuse", "no-ticket"), ("gate.pass", "CHG-1")]
+    store.close()

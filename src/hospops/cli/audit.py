@@ -26,7 +26,11 @@ def register(sub) -> None:
 
 
 def _verify(args) -> int:
-    verdict = audit.verify(open_store())
+    from hospops.gate_ledger import import_decisions
+
+    store = open_store()
+    import_decisions(store)  # the change gate's decisions join the chain first
+    verdict = audit.verify(store)
     if verdict.ok:
         print(f"audit chain intact: {verdict.records} records")
         return 0
