@@ -30,7 +30,7 @@ from hospops import audit
 from hospops.errors import UserError
 from hospops.incidents import Incidents
 from hospops.incidents.clock import iso
-from hospops.incidents.rules import LEVELS, RuleSet, fingerprint
+from hospops.incidents.rules import LEVELS, RuleSet
 
 PROBE_DEFAULTS: dict[str, Any] = {
     "interval_seconds": 30,
@@ -392,4 +392,4 @@ def format_round(report: RoundReport) -> str:
 
 
 __all__ = ["ProbePlan", "Watcher", "run_checks", "service_views", "check_db", "check_health", "check_payment",
-           "fingerprint", "format_round"]
+           "format_round"]

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from hospops.incidents import Incidents
-from hospops.probes import DbTarget, HttpTarget, ProbePlan, PROBE_DEFAULTS, Watcher, check_db, run_checks
+from hospops.probes import PROBE_DEFAULTS, DbTarget, HttpTarget, ProbePlan, Watcher, check_db
 from hospops.store import open_store
 
 SH = ZoneInfo("Asia/Shanghai")
