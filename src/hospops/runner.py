@@ -125,7 +125,9 @@ def run_playbook(playbook: str, *, change_id: str | None, inventory: Path | None
     if change_id:
         change = changes.get(store, change_id)
         pol = policy_mod.load(inv)
-        hosts = sorted(inv.hosts(limit or ",".join(change.request["targets"])))
+        # without --limit the run is narrowed to the change's targets; a wider --limit is refused here
+        limit = limit or ",".join(change.request["targets"])
+        hosts = sorted(inv.hosts(limit))
         verdict = changes.preflight(change, pol, hosts)
         if not verdict["ok"]:
             p = verdict["problems"][0]
