@@ -188,3 +188,11 @@ def test_ledger_import_is_incremental_and_runs_on_audit_verify(tmp_path):
     assert [(r["kind"], r["subject"]) for r in store.query("SELECT kind, subject FROM audit ORDER BY seq")] == \
         [("gate.refuse", "no-ticket"), ("gate.pass", "CHG-1")]
     store.close()
+
+
+def test_approvers_cannot_be_replaced_with_extra_vars(world):
+    lab, _, _ = world
+    ticket, _ = _approved(world)
+    run = lab.playbook_run("-e", '{"hospops_approvers": [], "hospops_change_policy": {}}', ticket=ticket)
+    _refused(run, "hospops_approvers, hospops_change_policy given as extra variables")
+    assert lab.marked() == []

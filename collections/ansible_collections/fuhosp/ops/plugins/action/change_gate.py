@@ -31,6 +31,8 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.fuhosp.ops.plugins.module_utils import _approval
 
 _NONCE = re.compile(r"^[0-9a-f]{16,128}$")
+# Who is trusted comes from the inventory; extra variables (highest precedence) may not redefine it.
+_TRUSTED_VARS = ("hospops_approvers", "hospops_change_policy", "hospops_clinic_calendar", "change_gate_ledger_dir")
 
 _ARGUMENT_SPEC = dict(
     action=dict(type="str", required=True),
@@ -138,6 +140,17 @@ class ActionModule(ActionBase):
 
         return is_outpatient_hours
 
+    def _overridden_by_extra_vars(self) -> list:
+        """Trusted variables given with -e (they would outrank the inventory): a refusal, never a pass."""
+        try:
+            from ansible import context
+            from ansible.utils.vars import load_extra_vars
+
+            extra = load_extra_vars(self._loader) if context.CLIARGS.get("extra_vars") else {}
+        except Exception as exc:  # unreadable here means unverifiable
+            return ["(extra variables unreadable: %s)" % exc]
+        return [name for name in _TRUSTED_VARS if name in extra]
+
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super(ActionModule, self).run(tmp, task_vars)
@@ -155,6 +168,11 @@ class ActionModule(ActionBase):
         }
         verdict = self._verify(task_vars, args["action"], hosts, ticket_path)
         problems = verdict["problems"]
+        overridden = self._overridden_by_extra_vars()
+        if overridden:
+            problems.append(_approval.Problem(
+                "extra_vars", "%s given as extra variables: approvers and policy come from the inventory only"
+                % ", ".join(overridden), "remove them from -e; change the inventory (and have the change reviewed)"))
         if not problems:
             used = consume_nonce(ledger, str(verdict["nonce"]), str(verdict["change_id"]), ident, check_mode)
             if used:

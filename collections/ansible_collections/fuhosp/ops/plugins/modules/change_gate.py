@@ -80,6 +80,8 @@ attributes:
 notes:
   - Do not put C(ignore_errors) or C(failed_when) on this task; they would let a refused play continue.
   - Not supported with the C(free) strategy (Ansible refuses host-loop-bypassing actions there).
+  - C(hospops_approvers), C(hospops_change_policy), C(hospops_clinic_calendar) and C(change_gate_ledger_dir) given as
+    extra variables (C(-e)) are refused; they come from the inventory, which must be protected and reviewed.
 seealso:
   - name: Contract clause 7.7.2 A and 5.5
     description: The operations contract this gate enforces (DESIGN.md of the project).
