@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from hospops.clinic_calendar import ClinicCalendar
 from hospops.errors import UserError
 from hospops.incidents import Incidents
 from hospops.incidents.clock import SlaPolicy, incident_deadlines
@@ -30,12 +31,7 @@ class Clock:
         self.t += timedelta(**kw)
 
 
-@pytest.fixture()
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOSPOPS_HOME", str(tmp_path))
-    s = open_store(f"sqlite:///{tmp_path / 'hospops.db'}")
-    yield s
-    s.close()
+# `store` (SQLite and PostgreSQL) comes from tests/conftest.py
 
 
 def test_l1_on_national_day_eve_is_due_before_the_first_clinic_after_the_holiday():
@@ -120,9 +116,8 @@ def test_waiting_on_the_hospital_is_shown_but_does_not_pause(store):
         inc.ack(row["id"], "bob")
 
 
-def test_third_repeat_escalates_and_survives_a_new_store(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOSPOPS_HOME", str(tmp_path))
-    url = f"sqlite:///{tmp_path / 'hospops.db'}"
+def test_third_repeat_escalates_and_survives_a_new_store(store_url):
+    url = store_url
     clock = Clock(at(2026, 3, 1, 10, 0))
     policy = SlaPolicy.from_config({"contract_year_start": "2026-02-01"})
     levels = []
@@ -141,8 +136,7 @@ def test_third_repeat_escalates_and_survives_a_new_store(tmp_path, monkeypatch):
     # a new contract year starts the count again
     clock.t = at(2027, 2, 2, 10, 0)
     policy2 = SlaPolicy.from_config({"contract_year_start": "02-01"},
-                                    calendar=__import__("hospops.clinic_calendar", fromlist=["x"]).ClinicCalendar
-                                    .from_config({"known_years": [2027]}))
+                                    calendar=ClinicCalendar.from_config({"known_years": [2027]}))
     row = Incidents(store, policy=policy2, now=clock).open(service="portal", symptom="unavailable", level="L2",
                                                              title="again", actor="probe")
     assert (row["repeat_no"], row["level"]) == (1, "L2")

@@ -16,7 +16,6 @@ from hospops import notify
 from hospops.errors import UserError
 from hospops.incidents import Incidents
 from hospops.notify import NotifyConfig
-from hospops.store import open_store
 
 REPO = Path(__file__).resolve().parents[2]
 SH = ZoneInfo("Asia/Shanghai")
@@ -46,12 +45,7 @@ class Receiver:
         self.proc.wait(5)
 
 
-@pytest.fixture()
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOSPOPS_HOME", str(tmp_path))
-    s = open_store(f"sqlite:///{tmp_path / 'hospops.db'}")
-    yield s
-    s.close()
+# `store` (SQLite and PostgreSQL) comes from tests/conftest.py
 
 
 @pytest.fixture()

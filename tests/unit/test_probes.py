@@ -86,12 +86,7 @@ class Clock:
         self.t += timedelta(seconds=30)
 
 
-@pytest.fixture()
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOSPOPS_HOME", str(tmp_path))
-    s = open_store(f"sqlite:///{tmp_path / 'hospops.db'}")
-    yield s
-    s.close()
+# `store` (SQLite and PostgreSQL) comes from tests/conftest.py
 
 
 def plan_for(gateway: FakeApp, ih1: FakeApp, ih2: FakeApp, **settings) -> ProbePlan:
@@ -138,7 +133,7 @@ def test_ih_host_down_then_back_opens_one_l1_and_resolves_it(store):
             app.stop()
 
 
-def test_a_flapping_payment_backend_opens_one_incident_and_state_survives_a_restart(store, tmp_path):
+def test_a_flapping_payment_backend_opens_one_incident_and_state_survives_a_restart(store, store_url):
     gateway, ih1, ih2 = FakeApp(prefix="/ih"), FakeApp(), FakeApp()
     try:
         clock = Clock()
@@ -147,7 +142,7 @@ def test_a_flapping_payment_backend_opens_one_incident_and_state_survives_a_rest
             ih2.fail_payments = n % 2 == 0
             clock.tick()
             # a new store connection and watcher every round: as if `hospops watch` restarted
-            s = open_store(f"sqlite:///{tmp_path / 'hospops.db'}")
+            s = open_store(store_url)
             Watcher(s, Incidents(s, now=clock), plan).round()
             s.close()
         rows = store.query("SELECT * FROM incidents")

@@ -14,12 +14,7 @@ from hospops.tickets import Tickets
 SH = ZoneInfo("Asia/Shanghai")
 
 
-@pytest.fixture()
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOSPOPS_HOME", str(tmp_path))
-    s = open_store(f"sqlite:///{tmp_path / 'hospops.db'}")
-    yield s
-    s.close()
+# `store` (SQLite and PostgreSQL) comes from tests/conftest.py
 
 
 def test_ticket_clocks(store):
