@@ -348,9 +348,12 @@ class Watcher:
                 self.incidents.resolve(existing["id"], "probe", f"{good_streak} consecutive good probe rounds")
                 report.resolved.append(existing["id"])
         report.clock_events = self.incidents.check_clocks(ack_after=self.ack_after)
-        audit.record(self.store, "probe.round", "watch",
-                     {"checks": len(results), "failed": sum(not r.ok for r in results), "problems": report.problems,
-                      "opened": report.opened, "resolved": report.resolved}, actor="probe", at=now)
+        failed = sum(not r.ok for r in results)
+        if failed or report.opened or report.resolved:  # quiet rounds are not audited (2880 a day at 30 s)
+            audit.record(self.store, "probe.round", "watch",
+                         {"checks": len(results), "failed": failed, "problems": report.problems,
+                          "failed_checks": [f"{r.kind}:{r.service}:{r.host}" for r in results if not r.ok],
+                          "opened": report.opened, "resolved": report.resolved}, actor="probe", at=now)
         return report
 
     def _service_has_worse(self, match, view) -> bool:

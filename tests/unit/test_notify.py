@@ -203,3 +203,21 @@ def test_english_rendering_and_generic_template():
     subject, text = notify.render("something.else", {"title": {"zh": "维护通知", "en": "Maintenance"},
                                                      "next": {"en": "we will tell you"}}, "en")
     assert subject == "Maintenance" and "we will tell you" in text
+
+
+def test_third_repeat_notifies_the_responsible_people(store, receivers):
+    smtp = receivers("smtp_sink.py", "mail")
+    hook = receivers("webhook_sink.py", "wecom")
+    cfg = config(smtp, hook)
+    clock = [datetime(2026, 11, 2, 10, 0, tzinfo=SH)]
+    inc = Incidents(store, now=lambda: clock[0],
+                    notifier=notify.notifier_for(store, cfg, now=lambda: clock[0], sleep=lambda s: None))
+    for _ in range(3):
+        row = inc.open(service="portal", symptom="unavailable", level="L2", title="门户无法访问", actor="probe")
+        inc.resolve(row["id"], "alice")
+        clock[0] += timedelta(days=2)
+    lead = [m for m in smtp.stored(want=13) if m["rcpt_to"] == ["lead@vendor.invalid"]]
+    assert len(lead) == 1 and lead[0]["subject"].startswith("[Raised to L1]")
+    assert "occurrence 3" in lead[0]["text"] and "7.7.2 F" in lead[0]["text"]
+    oncall = [m for m in smtp.stored() if m["rcpt_to"] == ["oncall@vendor.invalid"] and "升级为 L1" in m["subject"]]
+    assert len(oncall) == 1 and "第 3 次" in oncall[0]["text"]

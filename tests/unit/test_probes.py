@@ -154,7 +154,8 @@ def test_a_flapping_payment_backend_opens_one_incident_and_state_survives_a_rest
             Watcher(store, inc, plan).round()
         assert inc.get(rows[0]["id"])["status"] == "resolved"
         kinds = [r["kind"] for r in store.query("SELECT kind FROM audit")]
-        assert kinds.count("incident.open") == 1 and kinds.count("probe.round") == 11
+        assert kinds.count("incident.open") == 1
+        assert kinds.count("probe.round") == 5          # the 4 bad rounds and the one that resolved
     finally:
         for app in (gateway, ih1, ih2):
             app.stop()

@@ -347,3 +347,15 @@ def incident_row_summary(row: Mapping[str, Any], now: datetime) -> dict[str, Any
     """The clocks of one incident as plain values (for `show`, JSON output and reports)."""
     return {c.name: {"due": iso(c.due), "state": c.state(now), "hard": c.hard,
                      "remaining": fmt_delta(c.remaining(now))} for c in clocks(row)}
+
+
+def open_incident(store, *, service: str, symptom: str, level: str, title: str, actor: str,
+                  policy: SlaPolicy | None = None, notifier: Notifier | None = None, **kw: Any) -> dict[str, Any]:
+    """Convenience for other features: open (or de-duplicate into) an incident."""
+    return Incidents(store, policy=policy, notifier=notifier).open(service=service, symptom=symptom, level=level,
+                                                                    title=title, actor=actor, **kw)
+
+
+def link(store, incident_id: str, kind: str, ref: str, actor: str = "hospops") -> None:
+    """Convenience for other features: link a change request / run / ticket id to an incident."""
+    Incidents(store).link(incident_id, kind, ref, actor=actor)
