@@ -24,6 +24,7 @@ import fnmatch
 import json
 import time as _time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, time
 from importlib import resources
@@ -233,15 +234,18 @@ def send(store, event: str, context: Mapping[str, Any], *, config: NotifyConfig 
         lang = str(config.contacts[contact].get("lang", config.language))
         key = (ch, lang, contact if config.channels[ch].type == "smtp" else "")
         groups.setdefault(key, []).append(contact)
-    out = []
+    jobs = []
     for (ch_name, lang, _), contacts in groups.items():
-        channel = config.channels[ch_name]
         subject, text = render(event, context, lang)
         fields = {k: context.get(k) for k in ("id", "level", "service", "fingerprint", "clock", "step")
                   if context.get(k) is not None}
         message = Message(event=event, subject=subject, text=text, lang=lang, fields=fields)
-        out.append(_deliver(store, config, channel, message, contacts, subject_id, now, sleep, actor))
-    return out
+        jobs.append((config.channels[ch_name], message, contacts))
+    if len(jobs) == 1:
+        return [_deliver(store, config, *jobs[0], subject_id, now, sleep, actor)]
+    # channels in parallel: one dead endpoint's retries and backoff do not delay the others
+    with ThreadPoolExecutor(max_workers=min(8, len(jobs))) as pool:
+        return list(pool.map(lambda job: _deliver(store, config, *job, subject_id, now, sleep, actor), jobs))
 
 
 def _deliver(store, config: NotifyConfig, channel: Channel, message: Message, contacts: list[str], subject_id: str,
