@@ -135,7 +135,7 @@ class ActionModule(ActionBase):
                 try:
                     built.append(ClinicCalendar.from_config(config))
                 except Exception as exc:  # any calendar error is a refusal, never a pass
-                    raise LookupError("(clinic calendar unreadable: %s)" % exc)
+                    raise _approval.CalendarMissing("(clinic calendar unreadable: %s)" % exc) from exc
             return built[0].is_outpatient_hours(moment)
 
         return is_outpatient_hours

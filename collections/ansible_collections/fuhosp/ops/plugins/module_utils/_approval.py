@@ -31,9 +31,16 @@ import re
 from datetime import datetime, time, timedelta, timezone, tzinfo
 from typing import Any, Callable, Iterable, Mapping
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+try:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+except ImportError as _exc:  # ansible-core requires cryptography; without it every ticket is refused
+    CRYPTOGRAPHY_IMPORT_ERROR: ImportError | None = _exc
+    InvalidSignature = ValueError  # type: ignore[assignment,misc]
+    Ed25519PrivateKey = Ed25519PublicKey = None  # type: ignore[assignment,misc]
+else:
+    CRYPTOGRAPHY_IMPORT_ERROR = None
 
 FORMAT = "fuhosp.ops/change-ticket/v1"
 CLASSES = ("pre-approved", "approval", "break-glass")
@@ -85,6 +92,10 @@ def approval_payload(request: Mapping[str, Any], *, approver: str, decision: str
         "signed_at": signed_at,
         "request_digest": request_digest(request),
     }
+
+
+class CalendarMissing(Exception):
+    """A blackout needs the clinic calendar, which the caller could not provide."""
 
 
 def new_private_key() -> Ed25519PrivateKey:
@@ -233,7 +244,7 @@ def blackouts_now(policy: Mapping[str, Any], action: str, now: datetime,
 
     A blackout is ``{name, actions: [..] (default all), and one of: start/end (absolute),
     from/to/weekdays (daily, in the policy timezone), when: outpatient_hours (clinic calendar)}``.
-    Raises LookupError when a blackout needs the clinic calendar and none was given.
+    Raises CalendarMissing when a blackout needs the clinic calendar and none was given.
     """
     tz = zone(policy.get("timezone"))
     hits = []
@@ -244,7 +255,7 @@ def blackouts_now(policy: Mapping[str, Any], action: str, now: datetime,
         name = str(b.get("name") or "unnamed blackout")
         if b.get("when") == "outpatient_hours":
             if is_outpatient_hours is None:
-                raise LookupError(name)
+                raise CalendarMissing(name)
             hit = bool(is_outpatient_hours(now))
         elif "start" in b:
             hit = parse_time(b["start"]) <= now < parse_time(b["end"])
@@ -389,6 +400,10 @@ def verify_ticket(ticket: Mapping[str, Any], *, action: str, hosts: Iterable[str
     policy = normalise_policy(policy)
     problems: list[Problem] = []
     verdict: dict[str, Any] = {"ok": False, "problems": problems, "approvals": [], "denials": []}
+    if CRYPTOGRAPHY_IMPORT_ERROR is not None:
+        problems.append(Problem("cryptography", "cannot verify signatures: %s" % CRYPTOGRAPHY_IMPORT_ERROR,
+                                "install the Python package cryptography for the controller's Python"))
+        return verdict
     if not isinstance(ticket, Mapping) or ticket.get("format") != FORMAT or not isinstance(ticket.get("request"), Mapping):
         problems.append(Problem("format", "the change ticket is not a %s document" % FORMAT,
                                 "export it with `hospops change export ID -o FILE`"))
@@ -477,7 +492,7 @@ def verify_ticket(ticket: Mapping[str, Any], *, action: str, hosts: Iterable[str
     if klass != "break-glass":
         try:
             hits = blackouts_now(policy, request["action"], now, is_outpatient_hours)
-        except LookupError as exc:
+        except CalendarMissing as exc:
             problems.append(Problem("blackout", "blackout %s needs the clinic calendar, which is not available" % exc,
                                     "define hospops_clinic_calendar and make hospops importable on the control node"))
         except (ValueError, KeyError) as exc:

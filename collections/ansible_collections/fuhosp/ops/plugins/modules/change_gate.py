@@ -40,7 +40,7 @@ description:
   - The policy's C(outpatient_hours) blackouts need the C(hospops) package on the control node (clinic calendar);
     without it such a blackout refuses rather than passes.
 author:
-  - fuhosp.ops contributors
+  - fuhosp.ops contributors (@fuhosp)
 options:
   action:
     description:
@@ -67,6 +67,7 @@ attributes:
     description: Runs entirely on the control node as an action plugin.
   async:
     support: none
+    description: Verification is quick and runs on the control node; it cannot run asynchronously.
   bypass_host_loop:
     support: full
     description: Runs once per play batch for all hosts of the play.
@@ -75,8 +76,11 @@ attributes:
     description: Verifies the approval but does not consume it, so a real run may follow.
   diff_mode:
     support: none
+    description: Nothing on the managed hosts changes, so there is no diff.
   platform:
+    support: full
     platforms: posix
+    description: Runs on a POSIX control node (it uses /proc for the run identity on Linux).
 notes:
   - Do not put C(ignore_errors) or C(failed_when) on this task; they would let a refused play continue.
   - Not supported with the C(free) strategy (Ansible refuses host-loop-bypassing actions there).
