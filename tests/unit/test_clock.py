@@ -148,3 +148,19 @@ def test_bad_policy_is_named():
         SlaPolicy.from_config({"offhours_l1": "whenever"})
     with pytest.raises(UserError, match="contract_year_start"):
         SlaPolicy.from_config({"contract_year_start": "13-45"})
+
+
+def test_respond_while_waiting_keeps_waiting_and_resolution_stops_the_response_clock(store):
+    clock = Clock(at(2026, 11, 25, 10, 0))
+    inc = Incidents(store, now=clock)
+    a = inc.open(service="portal", symptom="unavailable", level="L2", title="down", actor="probe", source="probe")
+    inc.wait(a["id"], "alice")
+    clock.advance(minutes=20)
+    assert inc.respond(a["id"], "alice")["status"] == "waiting"
+    assert inc.resume(a["id"], "alice")["status"] == "responded"
+    b = inc.open(service="journey", symptom="unavailable", level="L2", title="blip", actor="probe", source="probe")
+    clock.advance(minutes=10)
+    inc.resolve(b["id"], "probe")
+    clock.advance(hours=3)
+    from hospops.incidents import incident_row_summary
+    assert incident_row_summary(inc.get(b["id"]), clock())["response"]["state"] == "met"

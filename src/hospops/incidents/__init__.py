@@ -170,7 +170,7 @@ class Incidents:
         sets: dict[str, Any] = {"responded_at": True}
         if not row["acknowledged_at"]:
             sets.update({"acknowledged_at": True, "acknowledged_by": actor})
-        return self._step(incident_id, "responded", actor, note, allowed=("open", "acknowledged"), sets=sets)
+        return self._step(incident_id, "responded", actor, note, allowed=("open", "acknowledged", "waiting"), sets=sets)
 
     def wait(self, incident_id: str, actor: str, note: str = "") -> dict[str, Any]:
         """Start waiting on the hospital (e.g. for agreement to a restart, 7.7.2 A)."""
@@ -221,6 +221,8 @@ class Incidents:
                 raise UserError(f"incident {incident_id} is {status}: it cannot be marked {kind}",
                                 f"`hospops incident show {incident_id}` shows its timeline")
             new_status = self._STATUS_OF.get(kind, status)
+            if status == "waiting" and kind == "responded":
+                new_status = "waiting"  # responding does not end the wait on the hospital
             params: dict[str, Any] = {"id": incident_id, "status": new_status}
             cols = ["status = :status"]
             for col in ("acknowledged_at", "responded_at", "resolved_at", "closed_at"):

@@ -177,8 +177,9 @@ class ClockState:
 
 def clocks(row: Mapping[str, Any]) -> list[ClockState]:
     """The clocks of one incident row (as stored)."""
-    out = [ClockState("response", parse(row["response_due"]), parse(row.get("responded_at")), True)]
     resolved = parse(row.get("resolved_at"))
+    # a fault that is over before anyone responded needs no response: resolution stops that clock too
+    out = [ClockState("response", parse(row["response_due"]), parse(row.get("responded_at")) or resolved, True)]
     if row.get("repair_due"):
         out.append(ClockState("repair", parse(row["repair_due"]), resolved, True))
     if row.get("clinic_due"):
