@@ -75,13 +75,25 @@ def outpatient_checker(inv) -> Callable[[datetime], bool] | None:
     return is_outpatient_hours
 
 
+def _read(inv, name: str) -> Any:
+    try:
+        return inv.var(name)
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Ansible's templating errors are many; all mean "cannot read"
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"cannot read {name} from inventory {inv.path}: {first}",
+                        "in the lab run `hospops lab up` (it makes the approvers' keys); elsewhere check the "
+                        "public_key entries (`hospops keys new NAME` prints one)") from exc
+
+
 def load(inv) -> Policy:
     ap = approval()
-    rules = ap.normalise_policy(inv.var("hospops_change_policy") or {})
+    rules = ap.normalise_policy(_read(inv, "hospops_change_policy") or {})
     try:
         ap.zone(rules.get("timezone"))
     except Exception as exc:  # noqa: BLE001 - any bad zone name
         raise UserError(f"hospops_change_policy.timezone {rules.get('timezone')!r} is unknown ({exc})",
                         "use an IANA name such as Asia/Shanghai or an offset like +08:00") from exc
-    return Policy(approvers=check_approvers(inv.var("hospops_approvers")), rules=rules,
+    return Policy(approvers=check_approvers(_read(inv, "hospops_approvers")), rules=rules,
                   groups=inv.groups, is_outpatient_hours=outpatient_checker(inv), inventory=inv)

@@ -158,3 +158,32 @@ def test_concurrent_approve_and_deny_leave_exactly_one_outcome(store_url, policy
         assert [a["decision"] for a in final.approvals] == winners
         assert audit.verify(setup).ok
         setup.close()
+
+
+def test_the_cli_flow(approval_lab, tmp_path):
+    """request (break-glass) -> list --owed -> approve after the fact -> export, as an operator types it."""
+    env = {**os.environ, "HOSPOPS_STORE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "HOSPOPS_ACTOR": "dave"}
+    inv = ["-i", str(approval_lab.inventory)]
+
+    def hospops(*argv):
+        return subprocess.run([sys.executable, "-m", "hospops", *argv], capture_output=True, text=True, env=env, timeout=60)
+
+    refused = hospops("change", "request", "restart", "-t", "h1", "--break-glass", "--incident", "INC-4", "--level", "L2",
+                      "--reason", "queue screens are stale tonight", *inv)
+    assert refused.returncode == 2 and "break-glass needs a linked L1 incident" in refused.stderr
+    made = hospops("change", "request", "restart", "-t", "h1", "--break-glass", "--incident", "INC-5", "--level", "L1",
+                   "--reason", "payments fail at all windows, nobody answers", *inv)
+    assert made.returncode == 0, made.stderr
+    change_id = made.stdout.strip()
+    owed = hospops("change", "list", "--owed")
+    assert change_id in owed.stdout and "approval due" in owed.stdout
+    approved = hospops("change", "approve", change_id, "--as", "bob", "--key", str(approval_lab.keys / "bob.key"), *inv)
+    assert approved.returncode == 0 and "state approved" in approved.stdout, approved.stderr
+    assert "no changes owing an approval" in hospops("change", "list", "--owed").stdout
+    ticket = tmp_path / "t.json"
+    assert hospops("change", "export", change_id, "-o", str(ticket)).returncode == 0
+    doc = json.loads(ticket.read_text())
+    assert doc["request"]["class"] == "break-glass" and doc["approvals"][0]["payload"]["approver"] == "bob"
+    assert (ticket.stat().st_mode & 0o777) == 0o600
+    shown = hospops("change", "show", change_id)
+    assert "approve  bob (department)" in shown.stdout and "digest:" in shown.stdout
