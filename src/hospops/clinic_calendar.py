@@ -238,6 +238,20 @@ class ClinicCalendar:
                         "check hospops_clinic_calendar.hours and holidays")
 
 
+def coverage_warning(calendar: ClinicCalendar, now: datetime, days: int = 30) -> str | None:
+    """A warning when the holiday data runs out within ``days`` of ``now`` (None when fine)."""
+    try:
+        last = max(supported_years()[-1], max(calendar.known_years, default=0))
+    except Exception:  # pragma: no cover - chinese_calendar missing is reported elsewhere
+        return None
+    horizon = calendar.local(now) + timedelta(days=days)
+    if horizon.year > last:
+        return (f"the PRC holiday calendar is known up to {last}; from {last + 1}-01-01 clinic deadlines "
+                f"(7.7.2 C) cannot be computed: upgrade chinese-calendar or declare {last + 1} in "
+                f"hospops_clinic_calendar.known_years with its holidays and workdays")
+    return None
+
+
 def _known_range() -> str:
     try:
         from chinese_calendar import constants

@@ -164,3 +164,16 @@ def test_respond_while_waiting_keeps_waiting_and_resolution_stops_the_response_c
     clock.advance(hours=3)
     from hospops.incidents import incident_row_summary
     assert incident_row_summary(inc.get(b["id"]), clock())["response"]["state"] == "met"
+
+
+def test_an_incident_in_a_year_without_holiday_data_is_still_opened(store):
+    from hospops.clinic_calendar import coverage_warning
+
+    clock = Clock(at(2099, 3, 3, 23, 0))
+    inc = Incidents(store, now=clock)
+    row = inc.open(service="ih", symptom="payment_failed", level="L1", title="pay", actor="probe")
+    assert row["clinic_due"] is None and row["repair_due"] == "2099-03-04T15:00:00+00:00"
+    assert [e["kind"] for e in inc.timeline(row["id"])] == ["opened", "calendar"]
+    assert "2099" in inc.timeline(row["id"])[1]["note"]
+    assert "known_years" in coverage_warning(SlaPolicy().calendar, at(2026, 12, 15))
+    assert coverage_warning(SlaPolicy().calendar, at(2026, 6, 1)) is None

@@ -24,8 +24,13 @@ def _watch(args) -> int:
     from hospops.incidents.runtime import build
     from hospops.probes import ProbePlan, Watcher, format_round
 
+    from hospops.clinic_calendar import coverage_warning
+
     rt = build(args.inventory, notify=not args.no_notify)
     plan = ProbePlan.from_inventory(rt.inventory)
+    warning = coverage_warning(rt.policy.calendar, rt.now())
+    if warning:
+        print(f"hospops: warning: {warning}", file=sys.stderr)
     ack = timedelta(minutes=rt.notify_config.ack_minutes) if rt.notify_config else None
     watcher = Watcher(rt.store, rt.incidents, plan, ack_after=ack)
     tickets = rt.tickets()

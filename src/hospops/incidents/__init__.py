@@ -129,7 +129,13 @@ class Incidents:
             repeat_no = self.repeats(fp, now) + 1
             escalated = repeat_no >= self.policy.repeat_threshold and level == "L2"
             effective = "L1" if escalated else level
-            dl = incident_deadlines(effective, now, self.policy)
+            calendar_error = ""
+            try:
+                dl = incident_deadlines(effective, now, self.policy)
+            except UserError as exc:
+                # never lose an incident over the calendar: fall back to the 24 h clock and say so
+                calendar_error = exc.what
+                dl = incident_deadlines(effective, now, self.policy, use_calendar=False)
             incident_id = self._new_id("INC", "incidents", now)
             self.store.execute(
                 "INSERT INTO incidents (id, fingerprint, service, symptom, level, original_level, rule, title, summary,"
@@ -145,13 +151,16 @@ class Incidents:
                  "work_list": dl.work_list, "list_due": iso(dl.list_due), "repeat_no": repeat_no,
                  "escalated": int(escalated), "detail": detail_json})
             self._event(incident_id, now, "opened", actor, f"{level} {title}")
+            if calendar_error:
+                self._event(incident_id, now, "calendar", "hospops", f"no clinic deadline: {calendar_error}")
             if escalated:
                 self._event(incident_id, now, "escalated", "hospops",
                             f"repeat {repeat_no} of {fp} in this contract year: L2 raised to L1 (7.7.2 F)")
         row = self.get(incident_id)
         audit.record(self.store, "incident.open", incident_id,
                      {"fingerprint": fp, "level": effective, "original_level": level, "source": source,
-                      "rule": rule, "repeat_no": repeat_no, "escalated": escalated, "off_hours": dl.off_hours},
+                      "rule": rule, "repeat_no": repeat_no, "escalated": escalated, "off_hours": dl.off_hours,
+                      **({"calendar_error": calendar_error} if calendar_error else {})},
                      actor=actor, at=now)
         self._notify("incident.opened", row)
         if repeat_no >= self.policy.repeat_threshold:

@@ -139,11 +139,13 @@ class Deadlines:
     list_due: datetime | None
 
 
-def incident_deadlines(level: str, opened_at: datetime, policy: SlaPolicy) -> Deadlines:
+def incident_deadlines(level: str, opened_at: datetime, policy: SlaPolicy, use_calendar: bool = True) -> Deadlines:
+    """The deadlines of an incident opened at ``opened_at``. ``use_calendar=False`` (when the holiday
+    data does not cover the date) gives the plain 1 h / 24 h clocks without a clinic deadline."""
     if level not in LEVELS:
         raise UserError(f"level {level!r} is not one of {', '.join(LEVELS)}", "use L1 (payments), L2, L3 or L4")
     response_due = opened_at + policy.response
-    off = policy.calendar.is_off_hours(opened_at)
+    off = policy.calendar.is_off_hours(opened_at) if use_calendar else False
     if level in ("L1", "L2"):
         repair_due = opened_at + policy.repair
         clinic_due = policy.calendar.next_opening(opened_at).astimezone(timezone.utc) if off else None

@@ -64,10 +64,11 @@ class Route:
             return False
         if self.hours == "any":
             return True
-        if self.hours == "outpatient":
-            return calendar.is_outpatient_hours(at)
-        if self.hours == "off_hours":
-            return calendar.is_off_hours(at)
+        if self.hours in ("outpatient", "off_hours"):
+            try:
+                return calendar.is_outpatient_hours(at) if self.hours == "outpatient" else calendar.is_off_hours(at)
+            except UserError:
+                return True  # the holiday data does not cover today: rather notify than stay silent
         start_s, end_s = self.hours.split("-")
         start, end, now_t = time.fromisoformat(start_s), time.fromisoformat(end_s), calendar.local(at).time()
         return start <= now_t < end if start < end else (now_t >= start or now_t < end)
