@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import calendar
+import glob
 import json
 import os
 import re
@@ -166,7 +167,13 @@ _OPENSSL_DATE = "%b %d %H:%M:%S %Y %Z"
 def certificates(th, paths, now=None):
     now = now if now is not None else time.time()
     facts, findings = [], []
-    for path in paths:
+    expanded = []
+    for pattern in paths:
+        if glob.has_magic(pattern):
+            expanded.extend(sorted(glob.glob(pattern)))  # a pattern that matches nothing is no finding
+        else:
+            expanded.append(pattern)
+    for path in expanded:
         if not os.path.exists(path):
             facts.append({"path": path, "exists": False})
             findings.append(finding("certificate_missing", "medium", path, "certificate %s does not exist" % path, "5.2",

@@ -38,7 +38,10 @@ options:
     default: {}
     version_added: 0.1.0
   certificates:
-    description: Paths of PEM certificate files on the host whose expiry is checked.
+    description:
+      - Paths of PEM certificate files on the host whose expiry is checked.
+      - A path with glob characters (C(/etc/nginx/tls/*.pem)) names every file it matches; one that matches
+        nothing is not a finding, a plain path that does not exist is.
     type: list
     elements: path
     default: []
