@@ -278,6 +278,7 @@ NAME_ROWS = [
     ("NAME='孙七'", "孙七", "NAME='"),
     ("<patientName>周八</patientName>", "周八", "<patientName>"),
     ("患者姓名：吴九", "吴九", "患者姓名："),
+    ("患者 Yang Lei Jr（门诊）", "Yang Lei Jr", "患者 "),
 ]
 
 

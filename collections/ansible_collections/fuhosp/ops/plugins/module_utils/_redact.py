@@ -85,11 +85,12 @@ _HAN_STOP = (
     u"不|未|已|在|的|与|和|及|或|可|需|应|将|被|无|有|等|对|从|为|是|请|提交|申请|订单|结算|随访|满意|"
     u"反馈|记录|数据|统计|满|个|们|均|也|都|还|又|再|即|但|若|如|因|由|于|了|过|给|向|到|自|要"
 )
+_LATIN_NAME = u"([A-Z][A-Za-z'.\\-]*(?: [A-Z][A-Za-z'.\\-]*){1,3})(?![A-Za-z0-9_])"
 _VALUE_CHAR = u"[^\\s&,;，；。、\"'|<>()\\[\\]{}:：=]"
 _KV_VALUE = (
     u'(?:"([^"\\n]{1,64})"'
     u"|'([^'\\n]{1,64})'"
-    u"|([A-Z][A-Za-z'.\\-]*(?: [A-Z][A-Za-z'.\\-]*){1,3})(?![A-Za-z0-9_])"
+    u"|" + _LATIN_NAME +
     u"|(?!(?:null|None|nil|undefined|-)(?!" + _VALUE_CHAR + u"))"
     u"(" + _VALUE_CHAR + u"{1,64}))"
 )
@@ -276,9 +277,10 @@ def _name_branches(field):
             branches.append((u"%s(?<![A-Za-z0-9_]%s)%s['\"]?[ \\t]*[=:：][ \\t]*%s"
                              % (first, first, re.escape(label[1:]), _KV_VALUE), _KV_GROUPS))
         else:
-            # 患者：张三 / 患者: Zhang San / 患者张三 (no separator: 2-3 Han characters, minus common words)
-            branches.append((u"%s[ \\t]*(?:[:：=][ \\t]*%s|(?!%s)([%s][%s·]{1,2}))"
-                             % (esc, _KV_VALUE, _HAN_STOP, _HAN, _HAN), _KV_GROUPS + 1))
+            # 患者：张三 / 患者: Zhang San / 患者张三 / 患者 Zhang San (no separator: 2-3 Han characters,
+            # minus common words, or capitalised words)
+            branches.append((u"%s[ \\t]*(?:[:：=][ \\t]*%s|(?!%s)([%s][%s·]{1,2})|%s)"
+                             % (esc, _KV_VALUE, _HAN_STOP, _HAN, _HAN, _LATIN_NAME), _KV_GROUPS + 2))
     return branches
 
 
