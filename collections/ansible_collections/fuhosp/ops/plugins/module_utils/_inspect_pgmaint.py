@@ -57,18 +57,29 @@ def maintain(params, check_mode):
     for dbname in [n for n in names if n in wanted]:
         conn = pg.connect(params, dbname, read_only=False)
         try:
-            for act in plan(conn, th, params.get("vacuum", True), params.get("reindex", True)):
-                item = {"database": dbname, "action": act["action"], "object": act["object"], "reason": act["reason"],
-                        "before_bytes": act["before_bytes"], "after_bytes": None, "freed_bytes": None, "seconds": None}
-                if not check_mode:
-                    started = time.time()
-                    pg.rows_exec(conn, act["query"])
-                    item["seconds"] = round(time.time() - started, 2)
-                    item["after_bytes"] = pg.rows(conn, act["size_query"], (act["regclass"],))[0]["bytes"]
-                    item["freed_bytes"] = act["before_bytes"] - item["after_bytes"]
+            # vacuum first, then plan the rebuilds on the statistics vacuum refreshed (an index of a table
+            # full of dead tuples only shows its bloat once vacuum has counted the live ones)
+            vacuums = plan(conn, th, params.get("vacuum", True), False)
+            for act in vacuums:
+                done.append(_do(conn, dbname, act, check_mode))
                 queries.append(act["query"])
-                done.append(item)
+            for act in plan(conn, th, False, params.get("reindex", True)):
+                done.append(_do(conn, dbname, act, check_mode))
+                queries.append(act["query"])
         finally:
             conn.close()
     freed = sum(a["freed_bytes"] or 0 for a in done)
     return {"changed": bool(done), "actions": done, "queries": queries, "freed_bytes": freed, "thresholds": th}
+
+
+def _do(conn, dbname, act, check_mode):
+    item = {"database": dbname, "action": act["action"], "object": act["object"], "reason": act["reason"],
+            "before_bytes": act["before_bytes"], "after_bytes": None, "freed_bytes": None, "seconds": None}
+    if not check_mode:
+        started = time.time()
+        pg.rows_exec(conn, act["query"])
+        item["seconds"] = round(time.time() - started, 2)
+        item["after_bytes"] = pg.rows(conn, act["size_query"], (act["regclass"],))[0]["bytes"]
+        item["freed_bytes"] = act["before_bytes"] - item["after_bytes"]
+    return item
+
