@@ -144,6 +144,7 @@ PHONE_ROWS = [
     ("+86 13812345678", True),
     ("86-13812345678", True),
     ("+86 138 1234 5678", True),
+    ("tel:+13812345678", True),
     ("138-1234-5678", True),
     ("电话：15012345678，地址略", True),
     ("12812345678", False),                  # 12x is not a mobile prefix
@@ -410,6 +411,16 @@ def test_block_equals_line_by_line():
     assert a.counts == b.counts and sum(a.counts.values()) > 100
 
 
+def test_module_utils_syntax_fits_python_36_hosts():
+    """Managed hosts may have an old python3: no syntax newer than 3.6 in the engine."""
+    import ast
+    source = Path(R.__file__).read_text(encoding="utf-8")
+    ast.parse(source, feature_version=(3, 6))
+    assert "__future__ import annotations" not in source and "dataclass" not in source
+    assert not re.search(r"^(?:import|from) (?!__future__|codecs|datetime|glob|gzip|hashlib|hmac|json|os|re|sys|tempfile)\w",
+                         source, re.M), "the engine imports only the standard library"
+
+
 def test_redact_line_wants_text():
     with pytest.raises(TypeError):
         redactor().redact_line(b"13812345678")
@@ -547,7 +558,7 @@ def test_run_check_mode_writes_nothing_then_real_run_then_no_change(tmp_path):
     assert done["changed"] and done["counts"] == checked["counts"]
     copy = dest / str(logs / "a.log").lstrip("/")
     assert copy.is_file() and VALID_ID not in copy.read_text()
-    assert oct(copy.stat().st_mode & 0o777) == "0o600"
+    assert oct(copy.stat().st_mode & 0o777) == "0o600" and oct(dest.stat().st_mode & 0o777) == "0o700"
     report = json.loads((dest / "redaction_report.json").read_text())
     assert report["counts"] == done["counts"] and len(report["files"]) == 2
     assert "fixed" not in (dest / "redaction_report.json").read_text()

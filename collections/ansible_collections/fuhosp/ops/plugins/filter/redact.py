@@ -10,7 +10,7 @@ DOCUMENTATION = r'''
 name: redact
 short_description: Replace patient data in a string with tokens
 version_added: 0.1.0
-author: fuhosp.ops contributors
+author: fuhosp.ops maintainers (@fuhosp)
 description:
   - Replaces mainland resident ID-card numbers, mobile numbers, bank card numbers, medical record
     numbers, names after field labels and (when asked) e-mail addresses with tokens such as

@@ -504,7 +504,7 @@ class Redactor(object):
                 return "id_card", digits.upper()
             return None, None
         if "phone" in kinds:
-            if n == 11 and not plus and digits[0] == u"1" and digits[1] in u"3456789":
+            if n == 11 and digits[0] == u"1" and digits[1] in u"3456789":
                 return "phone", digits
             if n == 13 and digits[:3] == u"861" and digits[3] in u"3456789":
                 return "phone", digits[2:]
@@ -916,6 +916,11 @@ def run_log_redact(params, check_mode=False):
     redactor = Redactor(config)
     sources, warnings = expand_sources(params["src"], dest_dir)
 
+    if not check_mode and not os.path.isdir(dest_dir):
+        try:
+            os.makedirs(dest_dir, 0o700)
+        except OSError as exc:
+            raise RedactError("cannot create dest_dir %s: %s" % (dest_dir, exc))
     changed = False
     files = []
     for src in sources:

@@ -32,7 +32,7 @@ description:
   - An existing copy whose content would not change is left alone, so a run with a fixed O(salt) on
     unchanged logs reports no change.
 author:
-  - fuhosp.ops contributors
+  - fuhosp.ops maintainers (@fuhosp)
 options:
   src:
     description:
@@ -111,8 +111,11 @@ attributes:
     description: Reads and redacts in memory, returns the counts, writes nothing.
   diff_mode:
     support: none
+    description: The copies are new files of redacted text; their counts are returned instead of a diff.
   platform:
+    support: full
     platforms: posix
+    description: Runs on POSIX managed hosts with Python 3.6 or later and nothing else installed.
 notes:
   - The redaction engine is C(plugins/module_utils/_redact.py) (pure Python standard library, Python 3.6+);
     the filter P(fuhosp.ops.redact#filter) uses the same engine on the controller.
