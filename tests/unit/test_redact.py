@@ -601,3 +601,18 @@ def test_filter_plugin():
     assert "VISIT" not in redact("VISIT-20261125", ["mrn"], [r"VISIT-\d{8}"])
     with pytest.raises(AnsibleFilterError, match="unknown redaction kind"):
         redact("x", ["passport"])
+    # with a salt: the same tokens as the engine (and so the log_redact module) with that salt
+    assert redact("tel 13812345678", salt="bundle-7") == Redactor({"salt": "bundle-7"}).redact_line("tel 13812345678")
+    assert redact("tel 13812345678", salt="bundle-7") != redact("tel 13812345678")
+
+
+def test_filter_in_a_real_template(tmp_path):
+    import subprocess
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(REPO / "collections"), "ANSIBLE_HOME": str(tmp_path),
+           "ANSIBLE_LOCALHOST_WARNING": "false", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false"}
+    expr = "{{ '患者：张三 手机 13812345678 身份证 %s' | fuhosp.ops.redact }}" % VALID_ID
+    proc = subprocess.run([str(REPO / ".venv" / "bin" / "ansible"), "localhost", "-m", "ansible.builtin.debug",
+                           "-a", f"msg={expr}"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "13812345678" not in proc.stdout and VALID_ID not in proc.stdout and "张三" not in proc.stdout
+    assert kinds_of(proc.stdout) == ["NAME", "PHONE", "ID-CARD"]

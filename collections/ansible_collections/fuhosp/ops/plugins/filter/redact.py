@@ -15,8 +15,10 @@ description:
   - Replaces mainland resident ID-card numbers, mobile numbers, bank card numbers, medical record
     numbers, names after field labels and (when asked) e-mail addresses with tokens such as
     C([PHONE:0f3b5d21]), using the same engine as the M(fuhosp.ops.log_redact) module.
-  - Token suffixes are keyed hashes with a salt drawn at random once per controller process, so within one
-    C(ansible-playbook) run the same value always gives the same token, and never across runs.
+  - Token suffixes are keyed hashes. Without O(salt), the key is drawn at random once per Python process
+    (a callback plugin, or one task's templating in a worker), so tokens can neither be reversed nor matched
+    with anything outside that process. With O(salt), the same salt gives the same tokens as
+    M(fuhosp.ops.log_redact) with that salt, so a notification can name the tokens found in a log bundle.
   - A list or dictionary is redacted value by value (keys are kept); an integer that is patient data
     (a phone number given as a number) becomes its token; other values pass through unchanged.
 positional: kinds, patterns
@@ -42,6 +44,10 @@ options:
     description: Field labels whose values are names; replaces the default list (see M(fuhosp.ops.log_redact)).
     type: list
     elements: str
+  salt:
+    description:
+      - Key for the token hashes (see above). Keep it secret, as for M(fuhosp.ops.log_redact).
+    type: str
 '''
 
 EXAMPLES = r'''
@@ -57,6 +63,10 @@ EXAMPLES = r'''
 - name: A whole registered result, value by value
   ansible.builtin.set_fact:
     safe_result: "{{ probe_result | fuhosp.ops.redact(name_fields=['patient_name', 'contact']) }}"
+
+- name: Same tokens as the log bundle redacted with the same salt
+  ansible.builtin.debug:
+    msg: "{{ fault_summary | fuhosp.ops.redact(salt=log_bundle_salt) }}"
 '''
 
 RETURN = r'''
@@ -76,11 +86,11 @@ _SALT = os.urandom(32)
 _REDACTORS = {}
 
 
-def _redactor(kinds, patterns, name_fields):
-    key = (tuple(kinds), tuple(patterns), None if name_fields is None else tuple(name_fields))
+def _redactor(kinds, patterns, name_fields, salt):
+    key = (tuple(kinds), tuple(patterns), None if name_fields is None else tuple(name_fields), salt)
     redactor = _REDACTORS.get(key)
     if redactor is None:
-        config = {"salt": _SALT, "kinds": kinds, "extra_mrn_patterns": patterns}
+        config = {"salt": _SALT if salt is None else salt, "kinds": kinds, "extra_mrn_patterns": patterns}
         if name_fields is not None:
             config["name_fields"] = name_fields
         redactor = Redactor(config)
@@ -116,13 +126,17 @@ def _strings(name, value):
     return [to_text(v) for v in value]
 
 
-def redact(value, kinds=None, patterns=None, name_fields=None):
+def redact(value, kinds=None, patterns=None, name_fields=None, salt=None):
     """Replace patient data in ``value`` with tokens."""
     kinds = _strings("kinds", kinds) or list(DEFAULT_KINDS)
     patterns = _strings("patterns", patterns) or []
     name_fields = _strings("name_fields", name_fields)
+    if salt is not None:
+        if not isinstance(salt, str) or not salt:
+            raise AnsibleFilterError("redact: salt must be a non-empty string")
+        salt = to_text(salt)
     try:
-        redactor = _redactor(kinds, patterns, name_fields)
+        redactor = _redactor(kinds, patterns, name_fields, salt)
     except RedactError as exc:
         raise AnsibleFilterError("redact: %s" % exc)
     return _walk(value, redactor)
