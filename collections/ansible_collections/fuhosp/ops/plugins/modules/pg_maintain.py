@@ -120,6 +120,10 @@ thresholds:
   description: The thresholds used.
   returned: always
   type: dict
+check_mode:
+  description: Whether the module ran in check mode (nothing was done).
+  returned: always
+  type: bool
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -151,7 +155,7 @@ def main():
         result = maintain(module.params, module.check_mode)
     except pg.psycopg2.Error as exc:
         module.fail_json(msg="PostgreSQL maintenance failed: %s" % str(exc).strip())
-    module.exit_json(**result)
+    module.exit_json(check_mode=module.check_mode, **result)
 
 
 if __name__ == "__main__":
