@@ -956,7 +956,7 @@ def run_log_redact(params, check_mode=False):
     }
     report_path = os.path.join(dest_dir, REPORT_NAME)
     text = json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    data = text.encode("utf-8")
+    data = text.encode("utf-8", "surrogateescape")     # a file name that is not UTF-8 stays as it is
 
     def produce_report(path):
         if path is not None:
