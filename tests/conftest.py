@@ -25,6 +25,12 @@ import pytest
 
 PG_BIN = Path(os.environ.get("HOSPOPS_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
+# Ansible's collection finder first, before any test module imports ansible_collections.*: a plain
+# namespace import followed by the finder (hospops.inventory installs it) breaks later plugin imports.
+from hospops._collection import ensure_collection_finder  # noqa: E402
+
+ensure_collection_finder()
+
 
 @pytest.fixture(autouse=True)
 def _hospops_home(tmp_path, monkeypatch):
