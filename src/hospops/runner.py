@@ -70,7 +70,11 @@ def resolve_playbook(playbook: str) -> Path:
 def _secret_file(extravars: dict[str, Any]) -> Path:
     shm = Path("/dev/shm")
     directory = shm if shm.is_dir() and os.access(shm, os.W_OK) else hospops_home()
-    fd, name = tempfile.mkstemp(prefix="hospops-ev-", suffix=".json", dir=directory)
+    for left in directory.glob("hospops-ev-*-*.json"):  # left by a hospops that was killed: its pid is gone
+        pid = left.name.split("-")[2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            left.unlink(missing_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f"hospops-ev-{os.getpid()}-", suffix=".json", dir=directory)
     with os.fdopen(fd, "w", encoding="utf-8") as out:  # mkstemp: 0600
         json.dump(extravars, out)
     return Path(name)

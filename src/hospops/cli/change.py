@@ -6,6 +6,7 @@ import getpass
 import json
 import os
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 from hospops.errors import UserError
@@ -140,8 +141,11 @@ def _list(args) -> int:
     rows = changes.list_changes(_store(), state=args.state, owed=args.owed)
     if not rows:
         print("no changes" + (" owing an approval" if args.owed else ""))
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     for r in rows:
-        due = f"  approval due {r['approval_due']}" if r["approval_due"] and r["state"] == "break-glass" else ""
+        due = ""
+        if r["approval_due"] and r["state"] == "break-glass":
+            due = f"  approval {'OVERDUE since' if r['approval_due'] < now else 'due'} {r['approval_due']}"
         print(f"{r['id']}  {r['action']:<12} {r['state']:<12} {','.join(json.loads(r['targets'])):<20}"
               f" by {r['requester']}  window {r['window_start']}..{r['window_end']}{due}")
     return 0
