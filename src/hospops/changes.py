@@ -228,7 +228,7 @@ def decide(store, policy: Policy, change_id: str, *, approver: str, key, decisio
     payload = ap.approval_payload(change.request, approver=approver, decision=decision, expires=ap.iso(exp),
                                   signed_at=ap.iso(now), comment=comment.strip())
     signed = {"payload": payload, "signature": ap.sign(key, payload)}
-    valid, denials, problems = ap.check_approvals(change.request, [signed], policy.approvers, now)
+    _valid, _denials, problems = ap.check_approvals(change.request, [signed], policy.approvers, now)
     if problems:
         raise UserError(f"{decision} refused: {problems[0]['what']}", problems[0]["fix"])
     with store.transaction():
