@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import os
+import tempfile
 import hashlib
 from datetime import datetime, timedelta, timezone
 
@@ -203,3 +205,36 @@ def test_daily_periods(period, local, inside):
     tz = ap.zone("+08:00")
     dt = datetime.fromisoformat(local).replace(tzinfo=tz)
     assert ap.in_daily_period(period, dt, tz) is inside
+
+
+def test_outpatient_blackout_with_the_real_clinic_calendar():
+    from hospops.clinic_calendar import ClinicCalendar
+
+    calendar = ClinicCalendar.from_config(None)
+    req = make_request(action="upgrade", targets=["h1"],
+                       window={"start": "2026-11-25T00:00:00+00:00", "end": "2026-11-25T23:00:00+00:00"})
+    t = ticket(req, [signed(req, "bob", expires="2026-11-25T23:00:00+00:00"),
+                     signed(req, "alice", expires="2026-11-25T23:00:00+00:00")])
+    base = {"action": "upgrade", "hosts": ["h1"], "groups": GROUPS, "approvers": APPROVERS, "policy": POLICY,
+            "is_outpatient_hours": calendar.is_outpatient_hours}
+    wednesday_morning = datetime(2026, 11, 25, 2, 0, tzinfo=timezone.utc)  # 10:00 in Shanghai, a clinic day
+    assert calendar.is_outpatient_hours(wednesday_morning)
+    assert [p["code"] for p in ap.verify_ticket(t, now=wednesday_morning, **base)["problems"]] == ["blackout"]
+    late_evening = datetime(2026, 11, 25, 14, 0, tzinfo=timezone.utc)  # 22:00 in Shanghai
+    assert ap.verify_ticket(t, now=late_evening, **base)["ok"]
+
+
+def test_gate_ledger_claims_a_nonce_for_one_run():
+    from ansible_collections.fuhosp.ops.plugins.action.change_gate import consume_nonce, run_identity
+
+    ledger = tempfile.mkdtemp()
+    me = run_identity()
+    other = {**me, "pid": me["pid"] + 1}
+    nonce = "cd" * 16
+    assert consume_nonce(ledger, nonce, "CHG-1", me, check_mode=True) is None  # check mode: verify only
+    assert not os.path.exists(os.path.join(ledger, "nonces", nonce + ".json"))
+    assert consume_nonce(ledger, nonce, "CHG-1", me, check_mode=False) is None  # claimed
+    assert consume_nonce(ledger, nonce, "CHG-1", me, check_mode=False) is None  # same run: next serial batch
+    assert "already used by another run" in consume_nonce(ledger, nonce, "CHG-1", other, check_mode=False)
+    assert "already used by another run" in consume_nonce(ledger, nonce, "CHG-1", other, check_mode=True)
+    assert oct(os.stat(os.path.join(ledger, "nonces", nonce + ".json")).st_mode & 0o777) == "0o600"
