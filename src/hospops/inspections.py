@@ -180,6 +180,10 @@ def run(*, light: bool = False, inventory: str | None = None, limit: str | None 
                           extravars={"inspection_light": light}, limit=limit, check=False, actor=actor,
                           store=store, progress=progress)
     results = facts_from_events(result.artifacts_dir, "inspection_result")
+    for host, sec in facts_from_events(result.artifacts_dir, "security_baseline_result").items():
+        if host in results:
+            results[host]["security"] = sec.get("facts")
+            results[host]["findings"] = list(results[host].get("findings") or []) + list(sec.get("findings") or [])
     failed = [h for h in result.failed_hosts if h not in results]
     return record(store, kind="light" if light else "full", run_id=result.run_id, actor=actor, results=results,
                   unreachable=result.unreachable_hosts, failed=failed, started=started)
