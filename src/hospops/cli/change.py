@@ -159,7 +159,10 @@ def _decide(args) -> int:
     change = changes.decide(_store(), pol, args.id, approver=args.approver, key=key, decision=args.decision,
                             comment=getattr(args, "reason", None) or getattr(args, "comment", "") or "",
                             expires=getattr(args, "expires", None))
+    req = change.request
     print(f"{change.id}: {args.decision} by {args.approver} recorded; state {change.state}")
+    print(f"  signed: {req['action']} on {', '.join(req['targets'])}, window {req['window']['start']} .. "
+          f"{req['window']['end']}, request digest {change.digest}", file=sys.stderr)
     return 0
 
 
