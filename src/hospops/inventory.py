@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hospops.errors import UserError
-from hospops.paths import COLLECTIONS_PATH, default_inventory
+from hospops.paths import default_inventory
 
 
 @dataclass
@@ -24,10 +24,11 @@ class Inventory:
     def _ansible(self):
         from ansible.inventory.manager import InventoryManager
         from ansible.parsing.dataloader import DataLoader
-        from ansible.plugins.loader import init_plugin_loader
         from ansible.vars.manager import VariableManager
 
-        init_plugin_loader([str(COLLECTIONS_PATH)])
+        from hospops._collection import ensure_collection_finder
+
+        ensure_collection_finder()
 
         if not self.path.exists():
             raise UserError(f"inventory {self.path} does not exist", "pass -i PATH or set HOSPOPS_INVENTORY")
