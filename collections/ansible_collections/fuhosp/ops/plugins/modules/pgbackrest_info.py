@@ -83,6 +83,7 @@ attributes:
   platform:
     support: full
     platforms: posix
+    description: Runs on the database or repository host (POSIX, Python 3.6 or later), no Python library needed.
 notes:
   - The logic and its table-driven unit tests are in C(plugins/module_utils/_pgbackrest.py) and
     C(tests/unit/test_pgbackrest_info.py) of the repository.
@@ -96,7 +97,7 @@ seealso:
     description: The archiver statistics view.
     link: https://www.postgresql.org/docs/15/monitoring-stats.html#MONITORING-PG-STAT-ARCHIVER-VIEW
 author:
-  - fuhosp.ops contributors
+  - fuhosp.ops contributors (@fuhosp)
 '''
 
 EXAMPLES = r'''
