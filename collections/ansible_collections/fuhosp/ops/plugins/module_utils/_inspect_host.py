@@ -97,7 +97,7 @@ def memory(th, meminfo="/proc/meminfo"):
     values = {}
     with open(meminfo) as handle:
         for line in handle:
-            key, _, rest = line.partition(":")
+            key, dummy, rest = line.partition(":")
             values[key] = int(rest.split()[0]) * 1024
     total = values.get("MemTotal", 0)
     avail = values.get("MemAvailable", values.get("MemFree", 0))
@@ -143,7 +143,7 @@ def systemd_units(th):
 def _in_container():
     if os.path.exists("/run/.containerenv") or os.path.exists("/.dockerenv"):
         return True
-    rc, out, _ = run(["systemd-detect-virt", "--container"])
+    rc, out, dummy = run(["systemd-detect-virt", "--container"])
     return rc == 0 and out.strip() not in ("", "none")
 
 

@@ -82,4 +82,3 @@ def _do(conn, dbname, act, check_mode):
         item["after_bytes"] = pg.rows(conn, act["size_query"], (act["regclass"],))[0]["bytes"]
         item["freed_bytes"] = act["before_bytes"] - item["after_bytes"]
     return item
-

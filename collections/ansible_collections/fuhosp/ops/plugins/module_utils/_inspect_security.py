@@ -31,7 +31,7 @@ def ssh(params):
         return {"available": False, "error": (err or out).strip()[:200]}, []
     cfg = {}
     for line in out.splitlines():
-        key, _, value = line.partition(" ")
+        key, dummy, value = line.partition(" ")
         cfg.setdefault(key.lower(), value.strip())
     findings = []
 

@@ -20,7 +20,7 @@ description:
   - Returns the facts and a list of findings (code, severity, subject, message, clause, recommendation,
     value, threshold). It never changes anything; log lines are counted, never returned (patient data).
 author:
-  - fuhosp.ops contributors
+  - fuhosp.ops contributors (@fuhosp)
 options:
   checks:
     description: Which checks to run; all when empty.
@@ -97,8 +97,11 @@ attributes:
     description: The module only reads; check mode runs it the same way.
   diff_mode:
     support: none
+    description: The module reports results, not file changes; there is no diff.
   platform:
+    support: full
     platforms: debian
+    description: Runs on the managed host (Linux with /proc and systemd).
 notes:
   - Runs as root to read every filesystem and log; C(openssl) is needed for certificates.
 """

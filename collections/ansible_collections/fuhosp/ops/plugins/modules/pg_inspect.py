@@ -21,7 +21,7 @@ description:
     sessions is read, only ages, states and counts.
   - Backup age comes from C(fuhosp.ops.pgbackrest_info) in the inspection role when that module is present.
 author:
-  - fuhosp.ops contributors
+  - fuhosp.ops contributors (@fuhosp)
 options:
   db:
     description: Database to connect to for the cluster-wide views.
@@ -80,8 +80,11 @@ attributes:
     description: The module only reads; check mode runs it the same way.
   diff_mode:
     support: none
+    description: The module reports results, not file changes; there is no diff.
   platform:
+    support: full
     platforms: posix
+    description: Runs on the managed host (Linux with /proc and systemd).
 requirements:
   - psycopg2 on the managed host
 """

@@ -18,7 +18,7 @@ description:
     bloat is over the threshold (and whose size is over a minimum). Neither blocks reads or writes of the services.
   - Returns each action with the bytes before and after and what it freed. A second run finds nothing to do.
 author:
-  - fuhosp.ops contributors
+  - fuhosp.ops contributors (@fuhosp)
 options:
   db:
     description: Database to connect to for the list of databases.
@@ -84,8 +84,11 @@ attributes:
     description: Reports the actions it would take and their current sizes, and runs none of them.
   diff_mode:
     support: none
+    description: The module reports results, not file changes; there is no diff.
   platform:
+    support: full
     platforms: posix
+    description: Runs on the managed host (Linux with /proc and systemd).
 requirements:
   - psycopg2 on the managed host
 """

@@ -17,7 +17,7 @@ description:
     list and the TLS settings of nginx (C(nginx -T)).
   - Returns findings with severity, the contract clause (1, confidentiality) and the fix. Changes nothing.
 author:
-  - fuhosp.ops contributors
+  - fuhosp.ops contributors (@fuhosp)
 options:
   checks:
     description: Which checks to run; all when empty.
@@ -64,8 +64,11 @@ attributes:
     description: The module only reads; check mode runs it the same way.
   diff_mode:
     support: none
+    description: The module reports results, not file changes; there is no diff.
   platform:
+    support: full
     platforms: debian
+    description: Runs on the managed host (Linux with /proc and systemd).
 """
 
 EXAMPLES = r"""
@@ -119,10 +122,10 @@ def main():
             checks=dict(type="list", elements="str", choices=list(CHECKS), default=[]),
             allowed_ports=dict(type="list", elements="int"),
             world_writable_paths=dict(type="list", elements="path", default=[]),
-            pass_max_days=dict(type="int", default=90),
+            pass_max_days=dict(type="int", default=90, no_log=False),
             ssh_max_auth_tries=dict(type="int", default=4),
             allow_root_keys=dict(type="bool", default=True),
-            sudo_nopasswd_allowed=dict(type="list", elements="str", default=[]),
+            sudo_nopasswd_allowed=dict(type="list", elements="str", default=[], no_log=False),
         ),
         supports_check_mode=True,
     )
