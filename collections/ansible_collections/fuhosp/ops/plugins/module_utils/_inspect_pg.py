@@ -14,15 +14,27 @@ import math
 
 from ansible_collections.fuhosp.ops.plugins.module_utils._inspect_common import finding, level
 
+# psycopg2 (Debian's python3-psycopg2 on the hosts) or, failing that, psycopg 3
+DRIVER = None
+DB_ERROR = Exception
+dict_row = None
+PSYCOPG2_IMPORT_ERROR = None
 try:
     import psycopg2
     import psycopg2.extras
-    HAS_PSYCOPG2 = True
-    PSYCOPG2_IMPORT_ERROR = None
-except ImportError as exc:  # pragma: no cover - reported by the module
+    DRIVER = "psycopg2"
+    DB_ERROR = psycopg2.Error
+except ImportError as exc:  # pragma: no cover - depends on the host
     psycopg2 = None
-    HAS_PSYCOPG2 = False
     PSYCOPG2_IMPORT_ERROR = exc
+    try:
+        import psycopg
+        from psycopg.rows import dict_row
+        DRIVER = "psycopg"
+        DB_ERROR = psycopg.Error
+    except ImportError:
+        psycopg = None
+HAS_PSYCOPG2 = DRIVER is not None
 
 DEFAULT_THRESHOLDS = {
     "connections_warn_pct": 80, "connections_crit_pct": 95, "long_xact_seconds": 300,
@@ -48,13 +60,15 @@ def connect(params, dbname, read_only=True):
         kwargs["host"] = host
     if params.get("login_password"):
         kwargs["password"] = params["login_password"]
-    conn = psycopg2.connect(**kwargs)
-    conn.autocommit = True
-    return conn
+    if DRIVER == "psycopg2":
+        conn = psycopg2.connect(**kwargs)
+        conn.autocommit = True
+        return conn
+    return psycopg.connect(autocommit=True, **kwargs)
 
 
 def rows(conn, sql, args=None):
-    cur = conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor)
+    cur = conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) if DRIVER == "psycopg2" else conn.cursor(row_factory=dict_row)
     try:
         if args is None:
             cur.execute(sql.replace("%%", "%"))

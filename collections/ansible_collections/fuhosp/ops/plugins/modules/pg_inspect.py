@@ -86,7 +86,7 @@ attributes:
     platforms: posix
     description: Runs on the managed host (Linux with /proc and systemd).
 requirements:
-  - psycopg2 on the managed host
+  - psycopg2 (or psycopg 3) on the managed host
 """
 
 EXAMPLES = r"""
@@ -164,10 +164,10 @@ def main():
     spec.update(databases=dict(type="list", elements="str", default=[]), thresholds=dict(type="dict", default={}))
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     if not pg.HAS_PSYCOPG2:
-        module.fail_json(msg=missing_required_lib("psycopg2"), exception=str(pg.PSYCOPG2_IMPORT_ERROR))
+        module.fail_json(msg=missing_required_lib("psycopg2 (or psycopg 3)"), exception=str(pg.PSYCOPG2_IMPORT_ERROR))
     try:
         result = pg.inspect(module.params)
-    except pg.psycopg2.Error as exc:
+    except pg.DB_ERROR as exc:
         module.fail_json(msg="PostgreSQL inspection failed: %s" % str(exc).strip())
     module.exit_json(changed=False, **result)
 

@@ -90,7 +90,7 @@ attributes:
     platforms: posix
     description: Runs on the managed host (Linux with /proc and systemd).
 requirements:
-  - psycopg2 on the managed host
+  - psycopg2 (or psycopg 3) on the managed host
 """
 
 EXAMPLES = r"""
@@ -153,10 +153,10 @@ def main():
         supports_check_mode=True,
     )
     if not pg.HAS_PSYCOPG2:
-        module.fail_json(msg=missing_required_lib("psycopg2"), exception=str(pg.PSYCOPG2_IMPORT_ERROR))
+        module.fail_json(msg=missing_required_lib("psycopg2 (or psycopg 3)"), exception=str(pg.PSYCOPG2_IMPORT_ERROR))
     try:
         result = maintain(module.params, module.check_mode)
-    except pg.psycopg2.Error as exc:
+    except pg.DB_ERROR as exc:
         module.fail_json(msg="PostgreSQL maintenance failed: %s" % str(exc).strip())
     module.exit_json(check_mode=module.check_mode, **result)
 
