@@ -123,6 +123,7 @@ def test_pg_inspect_and_maintain_on_a_real_server(pg_db):
                      " CREATE INDEX t_v ON t (v); CREATE INDEX t_v_dup ON t (v); ANALYZE t")
         for _ in range(4):
             conn.execute("UPDATE t SET v = v + 1")
+    with psycopg.connect(server.url(name), autocommit=True) as conn:   # the updater's statistics are flushed at exit
         conn.execute("VACUUM t")
     th = {"index_bloat_min_bytes": 100000}
     out = pg.inspect({**params, "thresholds": th})
@@ -137,7 +138,7 @@ def test_pg_inspect_and_maintain_on_a_real_server(pg_db):
     assert pg.inspect({**params, "thresholds": th})["details"][0]["indexes"] == out["details"][0]["indexes"]
     done = pgmaint.maintain({**params, "thresholds": th}, check_mode=False)
     assert done["changed"] and done["freed_bytes"] > 0
-    assert all(a["after_bytes"] < a["before_bytes"] for a in done["actions"])
+    assert all(a["after_bytes"] < a["before_bytes"] for a in done["actions"] if a["action"] == "reindex")
     again = pgmaint.maintain({**params, "thresholds": th}, check_mode=False)
     assert not again["changed"] and again["actions"] == []
 
