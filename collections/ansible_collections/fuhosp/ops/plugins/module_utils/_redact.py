@@ -53,8 +53,9 @@ TOKEN_LABELS = {
 # a pattern without one is replaced whole.
 DEFAULT_MRN_PATTERNS = (
     u"MRN[:：#=]?[ \\t]*\\d{6,10}",
-    u"病案号[:：]?[ \\t]*(\\d{6,12})",
-    u"住院号[:：]?[ \\t]*(\\d{6,12})",
+    # Hospitals often prefix record numbers with letters (BA2016470790, ZY123456): keep them in.
+    u"病案号[:：]?[ \\t]*([A-Za-z]{0,3}\\d{6,12})",
+    u"住院号[:：]?[ \\t]*([A-Za-z]{0,3}\\d{6,12})",
 )
 DEFAULT_NAME_FIELDS = (u"患者", u"姓名", u"就诊人", u"patient_name", u"patientName", u"name")
 

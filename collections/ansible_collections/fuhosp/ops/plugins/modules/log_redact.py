@@ -66,7 +66,7 @@ options:
     description:
       - Extra regular expressions (Python syntax) for medical record numbers, added to the defaults, which
         match C(MRN) followed by 6 to 10 digits (replaced whole) and the labels C(病案号) and C(住院号) with an
-        optional colon followed by 6 to 12 digits (the digits are replaced, the label kept).
+        optional colon followed by up to three letters and 6 to 12 digits (the number is replaced, the label kept).
       - If a pattern has a capturing group, only the first group that took part in the match is replaced
         (the label is kept); otherwise the whole match is replaced. Back-references are not supported.
     type: list
