@@ -93,18 +93,10 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Restart the internet hospital platform
-  hosts: svc_ih
-  serial: 1
-  tasks:
-    - name: Verify the hospital's approval for this change
-      fuhosp.ops.change_gate:
-        action: restart
-
-    - name: Restart the service
-      ansible.builtin.systemd_service:
-        name: ih
-        state: restarted
+# The first task of every play that changes anything (here a play with serial: 1 over svc_ih):
+- name: Verify the hospital's approval for this change
+  fuhosp.ops.change_gate:
+    action: restart
 
 # By hand, with a ticket exported by the orchestrator:
 #   hospops change export CHG-20261125-a1b2c3 -o /tmp/chg.json
