@@ -7,7 +7,8 @@ Run by hand against the running lab (`hospops lab up`):
 Each cell runs `ansible-playbook playbooks/inspect.yml` (the real play, over SSH with ControlPersist as
 configured in ansible.cfg) and measures wall time and the CPU seconds of the control-node processes
 (user + system of ansible-playbook and its children). The baseline is 1 host with 1 fork, measured in
-the same run; every row prints its ratio to it, and the per-host wall time.
+the same run; every row prints its ratio to it, and the per-host wall time. Fork counts above the
+number of hosts are capped at it.
 """
 
 from __future__ import annotations
@@ -53,9 +54,7 @@ def main() -> int:
     rows = []
     for label, limit in HOST_SETS.items():
         n = 8 if label == "all" else int(label)
-        for f in forks:
-            if f > n and f != forks[0]:
-                continue
+        for f in sorted({min(f, n) for f in forks}):
             samples = [one_run(limit, f, args.light) for _ in range(args.repeat)]
             rows.append((label, n, f, statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)))
     base_wall, base_cpu = next((r[3], r[4]) for r in rows if r[0] == "1" and r[2] == forks[0])
