@@ -12,11 +12,8 @@ __metaclass__ = type
 import json
 import time
 
-try:
-    from urllib.request import Request, urlopen
-    from urllib.error import HTTPError, URLError
-except ImportError:  # pragma: no cover - Python 2 is not supported on managed hosts
-    Request = urlopen = HTTPError = URLError = None
+from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
+from ansible.module_utils.urls import open_url
 
 
 def _call(url, timeout, body=None):
@@ -27,7 +24,8 @@ def _call(url, timeout, body=None):
         data = json.dumps(body).encode("utf-8")
         headers["Content-Type"] = "application/json"
     try:
-        resp = urlopen(Request(url, data=data, headers=headers), timeout=timeout)
+        resp = open_url(url, data=data, headers=headers, method="POST" if data else "GET", timeout=timeout,
+                        use_proxy=False)
         raw = resp.read()
         status = resp.getcode()
     except HTTPError as exc:

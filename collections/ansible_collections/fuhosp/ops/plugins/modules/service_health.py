@@ -18,7 +18,7 @@ description:
     the service, which proves the payment path records transactions (the L1 symptom of the contract).
   - Read-only apart from the test payment, which is marked as a probe and skipped in check mode.
 author:
-  - fuhosp.ops maintainers
+  - fuhosp.ops maintainers (@fuhosp)
 options:
   url:
     description: Base URL of the service as seen from the managed host.
@@ -50,11 +50,14 @@ options:
 attributes:
   check_mode:
     support: full
-    details: Health reads happen in check mode too; the test payment does not.
+    description: Health reads happen in check mode too; the test payment does not.
   diff_mode:
     support: none
+    description: Nothing on the host changes, so there is nothing to show.
   platform:
+    support: full
     platforms: posix
+    description: Runs on POSIX managed hosts with Python 3.6 or later.
 notes:
   - Uses only the Python standard library on the managed host.
 """
