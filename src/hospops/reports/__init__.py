@@ -71,14 +71,22 @@ def _grade(score: int) -> str:
     return "a" if score >= 90 else "b" if score >= 75 else "c" if score >= 50 else "d"
 
 
-def _table_rows(store, table: str, limit: int = 12) -> tuple[list[str], list[list[str]]] | None:
+PREFERRED_COLUMNS = {
+    "drills": ["started_at", "status", "backup_type", "backup_stop", "target", "rto_seconds", "rpo_seconds", "scratch_host"],
+}
+
+
+def _table_rows(store, table: str, limit: int = 12, since: str | None = None) -> tuple[list[str], list[list[str]]] | None:
     try:
         rows = store.query(f"SELECT * FROM {table}")  # noqa: S608 - fixed table names only
     except Exception:  # noqa: BLE001 - the table belongs to other work and may not exist yet
         return None
+    if since:
+        rows = [r for r in rows if str(r.get("started_at") or r.get("at") or "9") >= since]
     if not rows:
         return list(), []
-    cols = [c for c in rows[0].keys() if not any(s in c for s in ("key", "secret", "password", "token"))][:7]
+    cols = [c for c in PREFERRED_COLUMNS.get(table, []) if c in rows[0]] or \
+        [c for c in rows[0].keys() if not any(s in c for s in ("key", "secret", "password", "token"))][:7]
     return cols, [[str(r.get(c, ""))[:40] for c in cols] for r in rows[-limit:]]
 
 
@@ -226,7 +234,8 @@ def build(store, kind: str = "quarterly", *, quarter: str | None = None, lang: s
         "counts": {s: sum(1 for f in found if f["severity"] == s) for s in inspections.SEVERITY_ORDER},
         "disk_preds": disk_preds, "db_preds": db_preds, "certs": certs, "charts": charts,
         "maintenance": maint, "archivers": archivers,
-        "backups_table": _table_rows(store, "backups"), "drills_table": _table_rows(store, "drills"),
+        "backups_table": _table_rows(store, "backups", since=_iso(history_start)),
+        "drills_table": _table_rows(store, "drills", since=_iso(history_start)),
         "sla": _sla(store, start, end, list(services)) if kind == "quarterly" else None,
     }
 
