@@ -96,8 +96,13 @@ def metrics_of(result: dict[str, Any]) -> list[tuple[str, str, float]]:
 
 
 def score(findings: Iterable[dict[str, Any]]) -> int:
-    """100 minus a weight per finding by severity, never below 0."""
-    return max(0, 100 - sum(SEVERITY_WEIGHT.get(f.get("severity", "info"), 0) for f in findings))
+    """100 minus a weight per kind of problem (finding code) at its worst severity, never below 0: the
+    same weakness on eight hosts is one problem to fix, not eight."""
+    worst: dict[str, int] = {}
+    for f in findings:
+        weight = SEVERITY_WEIGHT.get(f.get("severity", "info"), 0)
+        worst[f.get("code", "?")] = max(worst.get(f.get("code", "?"), 0), weight)
+    return max(0, 100 - sum(worst.values()))
 
 
 def record(store, *, kind: str, run_id: str | None, actor: str, results: dict[str, dict[str, Any]],
