@@ -251,3 +251,14 @@ class ApprovalLab:
 @pytest.fixture()
 def approval_lab(tmp_path) -> ApprovalLab:
     return ApprovalLab(tmp_path / "lab")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under `./run test` (HOSPOPS_REQUIRE_LAB=1) a lab test may not skip because the lab is down:
+    that would turn a broken lab into a green run."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and item.get_closest_marker("lab") and os.environ.get("HOSPOPS_REQUIRE_LAB") == "1":
+        report.outcome = "failed"
+        report.longrepr = f"lab test skipped while the lab is required: {report.longrepr}"
