@@ -46,13 +46,58 @@ def _ensure_lab_approver_keys() -> None:
         ensure_keypair(name, hospops_home() / "lab" / "approvers")
 
 
+# The lab's mail catcher and robot-webhook catcher (lab/receivers), where notifications land.
+RECEIVERS = {"smtp_sink": (42325, "mail"), "webhook_sink": (42326, "webhooks")}
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _start_receivers() -> None:
+    """Start each receiver unless something already answers on its port (safe to repeat)."""
+    base = hospops_home() / "lab"
+    for name, (port, store) in RECEIVERS.items():
+        if _listening(port):
+            continue
+        (base / store).mkdir(parents=True, exist_ok=True, mode=0o700)
+        log = open(base / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
+        proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "lab" / "receivers" / f"{name}.py"),
+                                 "--port", str(port), "--dir", str(base / store)],
+                                stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        (base / f"{name}.pid").write_text(str(proc.pid))
+        deadline = time.monotonic() + 10
+        while not _listening(port) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        print(f"{name}: listening on 127.0.0.1:{port}, storing into {base / store}")
+
+
+def _stop_receivers() -> None:
+    import signal
+
+    for name in RECEIVERS:
+        pid_file = hospops_home() / "lab" / f"{name}.pid"
+        if pid_file.exists():
+            try:
+                os.kill(int(pid_file.read_text()), signal.SIGTERM)
+            except (ProcessLookupError, ValueError):
+                pass
+            pid_file.unlink()
+
+
 def _up(args) -> int:
     _ensure_lab_approver_keys()
     _playbook("lab_up.yml")
+    _start_receivers()
     return _status(args, wait=60)
 
 
 def _down(args) -> int:
+    _stop_receivers()
     _playbook("lab_down.yml")
     return 0
 
