@@ -20,10 +20,7 @@ import time
 
 from ansible_collections.fuhosp.ops.plugins.module_utils._inspect_common import finding, level, run
 
-try:
-    from urllib.request import urlopen
-except ImportError:  # pragma: no cover - Python 2 is not supported
-    urlopen = None
+from ansible.module_utils.urls import open_url
 
 CHECKS = ("filesystems", "memory", "load", "systemd", "time", "certificates", "ports", "updates", "http", "logs")
 
@@ -279,7 +276,7 @@ def http_checks(th, checks):
         started = time.time()
         status, state, error = None, None, None
         try:
-            resp = urlopen(url, timeout=float(check.get("timeout") or 5))
+            resp = open_url(url, timeout=float(check.get("timeout") or 5), use_proxy=False)
             status = resp.getcode()
             body = resp.read(65536)
             try:

@@ -317,7 +317,8 @@ def inspect(params):
                                         "%s has %d dead tuples (%.0f%%)" % (name, t["n_dead_tup"], t["dead_pct"]), "5.2",
                                         "VACUUM (ANALYZE) it (db_maintenance); check why autovacuum falls behind",
                                         t["dead_pct"], th["dead_tuple_pct"]))
-        per_db.append({"name": db["datname"], "indexes": [dict((k, v) for k, v in ix.items() if k not in ("table_oid", "indkey", "indclass", "exprs", "pred")) for ix in indexes],
+        internal = ("table_oid", "indkey", "indclass", "exprs", "pred")
+        per_db.append({"name": db["datname"], "indexes": [dict((k, v) for k, v in ix.items() if k not in internal) for ix in indexes],
                        "duplicate_indexes": dups, "tables": tables})
     return {
         "version": settings.get("server_version"), "data_checksums": settings.get("data_checksums") == "on",
