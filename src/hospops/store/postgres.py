@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-import threading
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from hospops.errors import UserError
 from hospops.store import Row
+from hospops.store._base import BaseStore
 
 _PARAM = re.compile(r"(?<!:):([A-Za-z_][A-Za-z0-9_]*)")
 # One advisory lock key for all writers: the same one-writer semantics as SQLite.
@@ -19,10 +18,11 @@ def _adapt(sql: str) -> str:
     return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
 
 
-class PostgresStore:
+class PostgresStore(BaseStore):
     dialect = "postgresql"
 
     def __init__(self, url: str) -> None:
+        super().__init__()
         try:
             import psycopg
             from psycopg.rows import dict_row
@@ -34,8 +34,6 @@ class PostgresStore:
         except psycopg.OperationalError as exc:
             raise UserError(f"cannot connect to the store at {url.split('@')[-1]}: {exc}",
                             "check HOSPOPS_STORE_URL and that the server is up") from exc
-        self._depth = 0
-        self._lock = threading.RLock()
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> int:
         with self._lock:
@@ -46,32 +44,12 @@ class PostgresStore:
             cur = self._db.execute(_adapt(sql), params or {})
             return list(cur.fetchall()) if cur.description else []
 
-    def one(self, sql: str, params: dict[str, Any] | None = None) -> Row | None:
-        rows = self.query(sql, params)
-        return rows[0] if rows else None
+    def _raw(self, statement: str) -> None:
+        self._db.execute(statement)
 
-    @contextmanager
-    def transaction(self) -> Iterator["PostgresStore"]:
-        with self._lock:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield self
-                finally:
-                    self._depth -= 1
-                return
-            self._db.execute("BEGIN")
-            self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
-            self._depth = 1
-            try:
-                yield self
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            else:
-                self._db.execute("COMMIT")
-            finally:
-                self._depth = 0
+    def _begin(self) -> None:
+        self._db.execute("BEGIN")
+        self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
 
     def close(self) -> None:
         self._db.close()

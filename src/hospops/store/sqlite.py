@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from hospops.store import Row
+from hospops.store._base import BaseStore
 
 
-class SqliteStore:
+class SqliteStore(BaseStore):
     dialect = "sqlite"
 
     def __init__(self, url: str) -> None:
+        super().__init__()
         self.url = url
         path = Path(url.removeprefix("sqlite:///"))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -23,8 +23,6 @@ class SqliteStore:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA foreign_keys=ON")
-        self._depth = 0
-        self._lock = threading.RLock()
         path.chmod(0o600)
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> int:
@@ -35,32 +33,12 @@ class SqliteStore:
         with self._lock:
             return [dict(r) for r in self._db.execute(sql, params or {}).fetchall()]
 
-    def one(self, sql: str, params: dict[str, Any] | None = None) -> Row | None:
-        rows = self.query(sql, params)
-        return rows[0] if rows else None
+    def _raw(self, statement: str) -> None:
+        self._db.execute(statement)
 
-    @contextmanager
-    def transaction(self) -> Iterator["SqliteStore"]:
-        with self._lock:
-            if self._depth:  # nested: part of the outer transaction
-                self._depth += 1
-                try:
-                    yield self
-                finally:
-                    self._depth -= 1
-                return
-            # IMMEDIATE takes the write lock now: two processes deciding on one row serialise.
-            self._db.execute("BEGIN IMMEDIATE")
-            self._depth = 1
-            try:
-                yield self
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            else:
-                self._db.execute("COMMIT")
-            finally:
-                self._depth = 0
+    def _begin(self) -> None:
+        # IMMEDIATE takes the write lock now: two processes deciding on one row serialise.
+        self._db.execute("BEGIN IMMEDIATE")
 
     def close(self) -> None:
         self._db.close()
