@@ -115,6 +115,7 @@ class CheckResult:
     latency_ms: float = 0.0
     error: str = ""
     body_status: str | None = None
+    version: str = ""
 
 
 # -- the checks ------------------------------------------------------------------------------
@@ -152,7 +153,8 @@ def check_health(t: HttpTarget, timeout: float) -> CheckResult:
     ok = status == 200
     err = "" if ok else f"HTTP {status}" + (f" {body.get('reason') or body.get('db') or ''}".rstrip()
                                               if isinstance(body, dict) else "")
-    return CheckResult("health", t.service, t.path, t.host, ok, status, ms, err, body_status)
+    version = str(body.get("version", "")) if isinstance(body, dict) else ""
+    return CheckResult("health", t.service, t.path, t.host, ok, status, ms, err, body_status, version)
 
 
 def check_payment(t: HttpTarget, timeout: float) -> CheckResult:
