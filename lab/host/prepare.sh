@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 say() { printf '[host] %s\n' "$*"; }
 
 need_pkgs=(podman crun debootstrap uidmap openssh-client python3-psycopg2 postgresql-15 postgresql-contrib-15 pgbackrest
-           nginx-light fonts-noto-cjk)
+           nginx-light fonts-noto-cjk poppler-utils libpango-1.0-0 libpangoft2-1.0-0)
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
