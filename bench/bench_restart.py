@@ -34,7 +34,7 @@ def healthy() -> bool:
 
 def bare_restart() -> float:
     ssh = ["ssh", "-i", str(LAB / "ssh" / "id_ed25519"), "-p", "42212", "-o", "BatchMode=yes",
-           "-o", f"UserKnownHostsFile={LAB / 'ssh' / 'known_hosts'}", "-o", "HostKeyAlias=hospops-lab-ih1",
+           "-o", f"UserKnownHostsFile={LAB / 'ssh' / 'known_hosts'}",
            "root@127.0.0.1", "systemctl", "restart", "hospapp-ih"]
     start = time.monotonic()
     subprocess.run(ssh, check=True, capture_output=True)

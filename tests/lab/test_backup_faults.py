@@ -126,7 +126,7 @@ def test_backup_host_cut_off_wal_queues_then_catches_up_without_gap(lab):
     assert _no_gap(_archived_segments("hospops-backup")) == []
     # Ansible still reaches the backup host through its published port
     assert sh("ssh", "-p", "42217", "-i", f"{LAB_HOME}/lab/ssh/id_ed25519", "-o", "BatchMode=yes",
-              "-o", f"UserKnownHostsFile={LAB_HOME}/lab/ssh/known_hosts", "-o", "HostKeyAlias=hospops-lab-backup",
+              "-o", f"UserKnownHostsFile={LAB_HOME}/lab/ssh/known_hosts",
               "root@127.0.0.1", "true", timeout=30).returncode == 0
 
 
