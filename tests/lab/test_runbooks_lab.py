@@ -98,7 +98,9 @@ def test_approved_restart_repairs_a_stopped_node(env):
     try:
         assert _wait(f"{IH1}/health", 0) == 0                       # the probe sees it down
         status = _hospops(env, "lab", "status")
-        assert status.returncode == 1 and "ih1" in status.stdout and "down" in status.stdout
+        rows = {tuple(line.split()[:3]): line.split()[3] for line in status.stdout.splitlines()[1:]}
+        assert status.returncode == 1 and rows[("ih", "ih1", "direct")] != "ok", status.stdout
+        assert rows[("ih", "ih2", "direct")] == "ok", status.stdout
         change = _approved_change(env, "restart", ["ih1"], "ih1 stopped answering its health check")
         run = _hospops(env, "restart", "ih", "--change", change)
         assert run.returncode == 0, run.stdout + run.stderr
