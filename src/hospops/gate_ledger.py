@@ -64,3 +64,30 @@ def _record(store, raw: bytes, ledger: str) -> None:
     kind = "gate.pass" if decision.get("decision") == "pass" else "gate.refuse"
     data = {k: v for k, v in decision.items() if k not in ("user",)}
     audit.record(store, kind, subject, data, actor=str(decision.get("user") or "ansible-playbook"))
+
+
+def mark_finished(nonce: str, run_id: str, status: str, ledger_dir: Path | str | None = None) -> bool:
+    """Record in the gate's claim that the hospops run holding it ended, so it is never resumed.
+
+    Only a run whose claim names it is marked (a refused run leaves the claim of the run that has it)."""
+    import fcntl
+
+    path = Path(ledger_dir or default_dir()) / "nonces" / f"{nonce}.json"
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with os.fdopen(os.dup(fd), "r", encoding="utf-8") as handle:
+            claim = json.load(handle)
+        if claim.get("hospops_run_id") != run_id:
+            return False
+        claim["finished"] = {"status": status, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps(claim, sort_keys=True).encode("utf-8"))
+        os.fsync(fd)
+        return True
+    finally:
+        os.close(fd)

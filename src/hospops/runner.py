@@ -106,8 +106,13 @@ def _stats(runner) -> tuple[dict[str, dict[str, int]], list[str], list[str]]:
 
 def run_playbook(playbook: str, *, change_id: str | None, inventory: Path | None = None,
                  extravars: dict | None = None, limit: str | None = None, check: bool = False, actor: str,
-                 store=None, progress: Progress | None = None) -> RunResult:
-    """Run ``playbook`` under ``change_id`` (None: a run that changes nothing, e.g. inspect) and judge it."""
+                 store=None, progress: Progress | None = None, diff: bool = False,
+                 rehearsal: bool = False) -> RunResult:
+    """Run ``playbook`` under ``change_id`` (None: a run that changes nothing, e.g. inspect) and judge it.
+
+    ``rehearsal``: a check-mode run of a change not yet approved (the gate verifies the request only);
+    it implies ``check``."""
+    check = check or rehearsal
     import ansible_runner
 
     from hospops import inventory as inventory_mod
@@ -132,7 +137,7 @@ def run_playbook(playbook: str, *, change_id: str | None, inventory: Path | None
         # without --limit the run is narrowed to the change's targets; a wider --limit is refused here
         limit = limit or ",".join(change.request["targets"])
         hosts = sorted(inv.hosts(limit))
-        verdict = changes.preflight(change, pol, hosts)
+        verdict = changes.preflight(change, pol, hosts, rehearsal=rehearsal)
         if not verdict["ok"]:
             p = verdict["problems"][0]
             audit.record(store, "run.refused", change_id,
@@ -163,7 +168,8 @@ def run_playbook(playbook: str, *, change_id: str | None, inventory: Path | None
                "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)])}
         runner = ansible_runner.run(
             private_data_dir=str(run_dir), project_dir=str(REPO_ROOT), playbook=str(book), inventory=str(inv_path),
-            ident=run_id, envvars=env, cmdline=f"-e @{secret_file}" + (" --check" if check else ""),
+            ident=run_id, envvars=env,
+            cmdline=f"-e @{secret_file}" + (" --check" if check else "") + (" --diff" if diff else ""),
             limit=limit, suppress_env_files=True, quiet=True, event_handler=_printer(progress, started))
         status, rc = runner.status, runner.rc
         per_host, failed, unreachable = _stats(runner)
@@ -176,6 +182,8 @@ def run_playbook(playbook: str, *, change_id: str | None, inventory: Path | None
         (run_dir / "env" / "extravars").unlink(missing_ok=True)
         _names_only(run_dir / "artifacts" / run_id / "command")
         gate = _finish(store, run_id, change_id, actor, status, rc, per_host, failed, unreachable)
+        if change_id and rc is not None and not check:  # the run ended: its approval may not be resumed
+            gate_ledger.mark_finished(str(changes.get(store, change_id).request.get("nonce")), run_id, status)
         locks.release(store, run_id)
     return RunResult(run_id=run_id, status=status, rc=rc, stats=per_host, failed_hosts=failed,
                      unreachable_hosts=unreachable, artifacts_dir=run_dir / "artifacts" / run_id, gate=gate)

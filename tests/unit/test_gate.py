@@ -196,3 +196,45 @@ def test_approvers_cannot_be_replaced_with_extra_vars(world):
     run = lab.playbook_run("-e", '{"hospops_approvers": [], "hospops_change_policy": {}}', ticket=ticket)
     _refused(run, "hospops_approvers, hospops_change_policy given as extra variables")
     assert lab.marked() == []
+
+
+def test_a_rehearsal_needs_no_approval_and_claims_nothing(world):
+    lab, store, policy = world
+    change = changes.request(store, policy, action="restart", targets=["web"], reason="rehearse before signing",
+                             requester="dave")
+    ticket = changes.export(store, change.id, lab.root / "pending.json")
+    rehearsal = lab.playbook_run("--check", ticket=ticket)            # the whole run in check mode
+    assert rehearsal.returncode == 0, rehearsal.stdout + rehearsal.stderr
+    assert lab.marked() == []
+    _refused(lab.playbook_run(ticket=ticket), "approval")             # for real it still needs the approval
+    assert [(d["decision"], d["rehearsal"]) for d in _decisions()] == [("pass", True), ("refuse", False)]
+    changes.decide(store, policy, change.id, approver="bob", key=lab.key("bob"), decision="deny", comment="no")
+    denied = changes.export(store, change.id, lab.root / "denied.json")
+    _refused(lab.playbook_run("--check", ticket=denied), "denied")   # nothing to rehearse once denied
+
+
+def _claim(nonce: str) -> dict:
+    return json.loads((Path(os.environ["HOSPOPS_HOME"]) / "gate" / "nonces" / f"{nonce}.json").read_text())
+
+
+def test_a_hospops_run_that_died_is_resumed_once_and_an_ended_one_never(world):
+    lab, store, _ = world
+    ticket, change_id = _approved(world)
+    nonce = changes.get(store, change_id).request["nonce"]
+    first = lab.playbook_run("-e", "hospops_run_id=run-A", ticket=ticket)
+    assert first.returncode == 0, first.stdout + first.stderr
+    # run-A's ansible-playbook has exited without hospops recording its end: as if it was killed
+    resumed = lab.playbook_run("-e", "hospops_run_id=run-B", ticket=ticket)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    claim = _claim(nonce)
+    assert claim["hospops_run_id"] == "run-B" and claim["resumed"][0]["from_hospops_run_id"] == "run-A"
+    assert gate_ledger.mark_finished(nonce, "run-B", "successful")
+    _refused(lab.playbook_run("-e", "hospops_run_id=run-C", ticket=ticket), "already used by another run")
+    assert not gate_ledger.mark_finished(nonce, "run-C", "failed")    # only the claiming run is marked
+
+
+def test_a_run_by_hand_is_never_resumed(world):
+    lab, _, _ = world
+    ticket, _ = _approved(world)
+    assert lab.playbook_run(ticket=ticket).returncode == 0
+    _refused(lab.playbook_run("-e", "hospops_run_id=run-X", ticket=ticket), "already used by another run")

@@ -13,6 +13,16 @@ processes forked from that main process, so all ``serial`` batches of one run fi
 the file and pass; any other ansible-playbook process (a second run, or a re-run after a crash) has
 another pid or start time and is refused. Nothing a user passes (extra vars, environment) enters
 that identity, so it cannot be spoofed from the command line.
+
+Resuming: a run started by hospops (it passes ``hospops_run_id``) that died before hospops recorded
+its end (``finished`` in the claim: the orchestrator or ansible-playbook was killed) may be taken over
+by a later hospops run of the same change while the approval holds, once the claiming process is
+gone on this node; the claim keeps the list of runs it was resumed by. A run that ended, or one
+started by hand, never passes twice.
+
+Rehearsal: with ``ansible-playbook --check`` the gate verifies the request itself but not its
+approvals, window time or blackouts, and claims nothing (``hospops upgrade rehearse``): the
+approvers see what would change before they sign.
 """
 
 from __future__ import annotations
@@ -67,13 +77,53 @@ def default_ledger_dir(task_vars: dict) -> str:
     return os.path.join(os.path.expanduser("~"), ".local", "state", "hospops", "gate")
 
 
-def consume_nonce(ledger: str, nonce: str, change_id: str, ident: dict, check_mode: bool) -> str | None:
+def _process_gone(run: dict) -> bool:
+    """True when the claiming ansible-playbook process no longer exists (same node and boot only)."""
+    if run.get("node") != socket.gethostname() or run.get("boot") != _read("/proc/sys/kernel/random/boot_id").strip():
+        return False
+    try:
+        pid = int(run.get("pid"))
+    except (TypeError, ValueError):
+        return False
+    stat = _read("/proc/%d/stat" % pid)
+    return not stat or stat.rsplit(")", 1)[-1].split()[19] != run.get("start")
+
+
+def _resume(path: str, holder: dict, ident: dict, hospops_run_id) -> bool:
+    """Take over the claim of a hospops run that died before it ended; True when taken."""
+    if not hospops_run_id or not holder.get("hospops_run_id") or holder.get("finished"):
+        return False
+    if not _process_gone(holder.get("run") or {}):
+        return False
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with os.fdopen(os.dup(fd), "r", encoding="utf-8") as handle:
+            current = json.load(handle)
+        if current != holder:
+            return False  # another run took it first
+        current["resumed"] = (current.get("resumed") or []) + [
+            {"from": current["run"], "from_hospops_run_id": current.get("hospops_run_id"),
+             "at": _approval.iso(datetime.now(timezone.utc))}]
+        current.update(run=ident, hospops_run_id=hospops_run_id)
+        data = json.dumps(current, sort_keys=True).encode("utf-8")
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.ftruncate(fd, 0)
+        os.write(fd, data)
+        os.fsync(fd)
+        return True
+    finally:
+        os.close(fd)
+
+
+def consume_nonce(ledger: str, nonce: str, change_id: str, ident: dict, check_mode: bool,
+                  hospops_run_id=None) -> str | None:
     """Claim the nonce for this run; return None when ours, else a sentence naming the run that has it."""
     directory = os.path.join(ledger, "nonces")
     path = os.path.join(directory, nonce + ".json")
     if not check_mode:
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        claim = {"change_id": change_id, "run": ident,
+        claim = {"change_id": change_id, "run": ident, "hospops_run_id": hospops_run_id,
                  "consumed_at": _approval.iso(datetime.now(timezone.utc))}
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -94,7 +144,11 @@ def consume_nonce(ledger: str, nonce: str, change_id: str, ident: dict, check_mo
         return "its approval is being claimed by another run right now"
     if holder.get("run") == ident:
         return None  # the same ansible-playbook run: a later serial batch
+    if not check_mode and _resume(path, holder, ident, hospops_run_id):
+        return None
     run = holder.get("run") or {}
+    if holder.get("hospops_run_id") and not holder.get("finished") and not _process_gone(run):
+        return "its run %s is still going (pid %s on %s)" % (holder["hospops_run_id"], run.get("pid"), run.get("node"))
     return "its approval was already used by another run (pid %s on %s at %s)" % (
         run.get("pid"), run.get("node"), holder.get("consumed_at"))
 
@@ -157,6 +211,7 @@ class ActionModule(ActionBase):
         del tmp
         dummy, args = self.validate_argument_spec(argument_spec=_ARGUMENT_SPEC)
         check_mode = bool(self._task.check_mode)
+        rehearsal = check_mode and self._whole_run_in_check_mode()
         ledger = args.get("ledger_dir") or default_ledger_dir(task_vars)
         ticket_path = args.get("ticket") or self._template(task_vars, "change_ticket")
         hosts = [str(h) for h in task_vars.get("ansible_play_hosts_all") or []]
@@ -165,8 +220,9 @@ class ActionModule(ActionBase):
             "at": _approval.iso(datetime.now(timezone.utc)), "gate_action": args["action"], "check_mode": check_mode,
             "hosts": sorted(hosts), "play": str(task_vars.get("ansible_play_name", "")), "ticket": ticket_path,
             "user": getpass.getuser(), "run": ident, "hospops_run_id": task_vars.get("hospops_run_id"),
+            "rehearsal": rehearsal,
         }
-        verdict = self._verify(task_vars, args["action"], hosts, ticket_path)
+        verdict = self._verify(task_vars, args["action"], hosts, ticket_path, rehearsal)
         problems = verdict["problems"]
         overridden = self._overridden_by_extra_vars()
         if overridden:
@@ -174,7 +230,8 @@ class ActionModule(ActionBase):
                 "extra_vars", "%s given as extra variables: approvers and policy come from the inventory only"
                 % ", ".join(overridden), "remove them from -e; change the inventory (and have the change reviewed)"))
         if not problems:
-            used = consume_nonce(ledger, str(verdict["nonce"]), str(verdict["change_id"]), ident, check_mode)
+            used = consume_nonce(ledger, str(verdict["nonce"]), str(verdict["change_id"]), ident, check_mode,
+                                 task_vars.get("hospops_run_id"))
             if used:
                 problems.append(_approval.Problem(
                     "nonce_used", "change %s cannot run again: %s" % (verdict["change_id"], used),
@@ -185,7 +242,8 @@ class ActionModule(ActionBase):
                         requester=verdict.get("requester"), approvals=approvals, problems=list(problems))
         append_decision(ledger, decision)
         result.update(changed=False, change_id=verdict.get("change_id"), ticket_class=verdict.get("ticket_class"),
-                      approvals=approvals, hosts=sorted(hosts), decision=decision["decision"], problems=list(problems))
+                      approvals=approvals, hosts=sorted(hosts), decision=decision["decision"], problems=list(problems),
+                      window=verdict.get("window"), rehearsal=rehearsal)
         if problems:
             lines = "\n".join("  - %s\n    fix: %s" % (p["what"], p["fix"]) for p in problems)
             raise AnsibleActionFail("change gate REFUSED %s for %s:\n%s" % (
@@ -195,10 +253,22 @@ class ActionModule(ActionBase):
                 "BREAK-GLASS change %s (incident %s): everyone is notified and an approval after the fact is owed"
                 % (verdict["change_id"], verdict.get("incident")))
         result["msg"] = "change %s verified for %s on %d host(s)%s" % (
-            verdict["change_id"], args["action"], len(hosts), " (check mode: approval not consumed)" if check_mode else "")
+            verdict["change_id"], args["action"], len(hosts),
+            " (rehearsal: the request only, nothing claimed)" if rehearsal
+            else " (check mode: approval not consumed)" if check_mode else "")
         return result
 
-    def _verify(self, task_vars: dict, action: str, hosts: list, ticket_path: str | None) -> dict:
+    @staticmethod
+    def _whole_run_in_check_mode() -> bool:
+        """ansible-playbook --check: every task (bar explicit check_mode: false ones) only reports."""
+        try:
+            from ansible import context
+
+            return bool(context.CLIARGS.get("check"))
+        except Exception:  # unreadable: not a rehearsal
+            return False
+
+    def _verify(self, task_vars: dict, action: str, hosts: list, ticket_path: str | None, rehearsal: bool = False) -> dict:
         empty = {"problems": [], "approvals": []}
         if not ticket_path:
             empty["problems"].append(_approval.Problem(
@@ -224,7 +294,8 @@ class ActionModule(ActionBase):
             return empty
         verdict = _approval.verify_ticket(
             ticket, action=action, hosts=hosts, groups=task_vars.get("groups") or {}, approvers=approvers,
-            policy=policy, now=datetime.now(timezone.utc), is_outpatient_hours=self._outpatient_hours(task_vars))
+            policy=policy, now=datetime.now(timezone.utc), is_outpatient_hours=self._outpatient_hours(task_vars),
+            rehearsal=rehearsal)
         nonce = str(verdict.get("nonce") or "")
         if not verdict["problems"] and not _NONCE.match(nonce):
             verdict["problems"].append(_approval.Problem("format", "the ticket's nonce is malformed",

@@ -392,10 +392,14 @@ def expand_targets(targets: Iterable[str], groups: Mapping[str, Iterable[str]] |
 def verify_ticket(ticket: Mapping[str, Any], *, action: str, hosts: Iterable[str],
                   groups: Mapping[str, Iterable[str]] | None, approvers: Iterable[Mapping[str, Any]] | None,
                   policy: Mapping[str, Any] | None, now: datetime,
-                  is_outpatient_hours: Callable[[datetime], bool] | None = None) -> dict[str, Any]:
+                  is_outpatient_hours: Callable[[datetime], bool] | None = None,
+                  rehearsal: bool = False) -> dict[str, Any]:
     """Every check the gate makes except the one-run-per-approval nonce (the caller's ledger).
 
-    Returns ``{"ok", "problems", "change_id", "class", "approvals", "denials", "nonce", ...}``.
+    ``rehearsal``: a run in check mode before the approvers sign (``hospops upgrade rehearse``): the
+    request must be well formed, for this action and these hosts, and not denied; approvals, the time
+    inside the window and blackouts are not required, since nothing changes.
+    Returns ``{"ok", "problems", "change_id", "class", "approvals", "denials", "nonce", "window", ...}``.
     """
     policy = normalise_policy(policy)
     problems: list[Problem] = []
@@ -411,7 +415,7 @@ def verify_ticket(ticket: Mapping[str, Any], *, action: str, hosts: Iterable[str
     request = ticket["request"]
     verdict.update(change_id=request.get("id"), ticket_class=request.get("class"), nonce=request.get("nonce"),
                    requester=request.get("requester"), ticket_action=request.get("action"),
-                   incident=request.get("incident"))
+                   incident=request.get("incident"), window=request.get("window"), rehearsal=rehearsal)
     missing = [f for f in ("id", "action", "class", "targets", "window", "requester", "nonce", "reason")
                if not request.get(f)]
     if missing:
@@ -443,7 +447,9 @@ def verify_ticket(ticket: Mapping[str, Any], *, action: str, hosts: Iterable[str
     for d in denials:
         problems.append(Problem("denied", "%s denied change %s: %s" % (d["approver"], request["id"], d["comment"] or "no reason given"),
                                 "address the reason and file a new request"))
-    if klass == "approval":
+    if rehearsal:
+        problems.extend(p for p in approval_problems if p["code"] in ("bad_signature", "request_changed"))
+    elif klass == "approval":
         problems.extend(approval_problems)
         problems.extend(quorum_problems(request, valid, policy))
     elif klass == "break-glass":
@@ -481,7 +487,9 @@ def verify_ticket(ticket: Mapping[str, Any], *, action: str, hosts: Iterable[str
         elif end - start > timedelta(hours=float(policy["max_window_hours"])):
             problems.append(Problem("window", "the change window is longer than %s hours" % policy["max_window_hours"],
                                     "request a shorter window"))
-        if now < start:
+        if rehearsal:
+            pass
+        elif now < start:
             problems.append(Problem("window", "the change window opens at %s; it is now %s" % (iso(start), iso(now)),
                                     "wait for the window, or request one that includes now"))
         elif now >= end:
@@ -489,7 +497,7 @@ def verify_ticket(ticket: Mapping[str, Any], *, action: str, hosts: Iterable[str
                                     "request a new change with a new window"))
 
     # blackouts (break-glass is the emergency path and is not held by them)
-    if klass != "break-glass":
+    if klass != "break-glass" and not rehearsal:
         try:
             hits = blackouts_now(policy, request["action"], now, is_outpatient_hours)
         except CalendarMissing as exc:

@@ -31,6 +31,13 @@ description:
     C(ansible-playbook) process (pid and start time of the main process, node, boot id), so later C(serial) batches of
     the same run pass and any second run with the same ticket is refused. In check mode the gate verifies everything
     but does not claim the nonce.
+  - A run started by C(hospops) that died before C(hospops) recorded its end (the orchestrator or C(ansible-playbook)
+    was killed) may be resumed by a later C(hospops) run of the same change while the approval holds, once the dead
+    run's process is gone; a run that ended, or one started by hand, never passes twice.
+  - "Rehearsal: when the whole run is in check mode (C(ansible-playbook --check), as C(hospops upgrade rehearse) runs
+    it), the gate verifies the request (format, action, class, scope, signatures present) but not its approvals, the
+    time inside the window or blackouts, and claims nothing, so approvers can see what would change before they sign.
+    Tasks marked C(check_mode: false) still run for real in a rehearsal; the collection's roles use that only to read."
   - Break-glass tickets (an L1 incident at night with no approver reachable) pass without signatures only with a
     linked incident of an allowed level and a stated reason; an approval after the fact is owed
     (C(hospops change list --owed)). Pre-approved actions of the policy pass without signatures. Both are logged.
@@ -136,6 +143,16 @@ hosts:
   type: list
   elements: str
   sample: [ih1, ih2]
+window:
+  description: The approved change window (ISO 8601 C(start) and C(end)); a rolling change stops at a safe point before it ends.
+  returned: when the ticket was readable
+  type: dict
+  sample: {"start": "2026-11-26T01:00:00+08:00", "end": "2026-11-26T05:00:00+08:00"}
+rehearsal:
+  description: True when the whole run is in check mode (C(--check)) and only the request was verified, not its approvals.
+  returned: always
+  type: bool
+  sample: false
 problems:
   description: Why the gate refused, each with C(code), C(what) and C(fix); empty on a pass.
   returned: always
