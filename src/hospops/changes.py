@@ -8,6 +8,7 @@ outcome, and every step is written to the audit chain.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import uuid
@@ -26,23 +27,26 @@ KNOWN_ACTIONS = ("restart", "redeploy", "upgrade", "rollback", "restore", "maint
 RUNNABLE_STATES = ("approved", "break-glass", "pre-approved")
 DEFAULT_WINDOW = timedelta(hours=4)
 
-#: Plan checks per action; a later issue registers the real upgrade-plan validator here.
-#: A validator gets the request's ``plan`` (dict or None) and returns problems as sentences.
+#: Plan checks per action. A validator gets the request's ``plan`` (dict or None) and returns
+#: problems as sentences; any problem refuses the request before anything is stored.
 PLAN_VALIDATORS: dict[str, Callable[[dict[str, Any] | None], list[str]]] = {}
+
+#: Actions an approver may only approve after a successful rehearsal is attached (contract 5.5:
+#: approvers see what the upgrade will change before they sign).
+REHEARSED_ACTIONS = ("upgrade",)
 
 
 def register_plan_validator(action: str, validator: Callable[[dict[str, Any] | None], list[str]]) -> None:
     PLAN_VALIDATORS[action] = validator
 
 
-def _upgrade_needs_both_plans(plan: dict[str, Any] | None) -> list[str]:
-    plan = plan or {}
-    return [f"an upgrade needs {what} (--{flag} FILE)" for what, key, flag in
-            (("an upgrade plan", "upgrade", "plan"), ("a rollback plan", "rollback", "rollback-plan"))
-            if not plan.get(key)]
+def _upgrade_plan_problems(plan: dict[str, Any] | None) -> list[str]:
+    from hospops import upgrade_plan  # imported on use: the plan format does not need this module
+
+    return upgrade_plan.request_problems(plan)
 
 
-register_plan_validator("upgrade", _upgrade_needs_both_plans)
+register_plan_validator("upgrade", _upgrade_plan_problems)
 
 
 @dataclass
@@ -112,8 +116,10 @@ def request(store, policy: Policy, *, action: str, targets: list[str], reason: s
     if unknown:
         raise UserError(f"target(s) {', '.join(unknown)} are neither hosts nor groups of the inventory",
                         "check the names with ansible-inventory --graph")
-    for problem in PLAN_VALIDATORS.get(action, lambda _p: [])(plan):
-        raise UserError(f"change not filed: {problem}", "attach the plans; approvers sign them with the request")
+    plan_problems = PLAN_VALIDATORS.get(action, lambda _p: [])(plan)
+    if plan_problems:
+        raise UserError("change not filed: " + "; ".join(plan_problems),
+                        "correct the plan; approvers sign it with the request")
     klass = ap.default_class(policy.rules, action, break_glass)
     allowed = ap.action_policy(policy.rules, action)["classes"]
     if klass not in allowed:
@@ -128,6 +134,7 @@ def request(store, policy: Policy, *, action: str, targets: list[str], reason: s
         raise UserError(f"the window is longer than {policy.rules['max_window_hours']} hours", "ask for a shorter window")
     if end <= now:
         raise UserError("the window is already over", "give a window in the future")
+    _plan_window_matches(plan, start, end)
     due = None
     if klass == "break-glass":
         levels = policy.rules["break_glass"].get("incident_levels") or ["L1"]
@@ -171,6 +178,22 @@ def request(store, policy: Policy, *, action: str, targets: list[str], reason: s
                          "next": f"hospops change approve {change_id} --as NAME"},
                         actor=requester, inventory=policy.inventory)
     return get(store, change_id)
+
+
+def _plan_window_matches(plan: dict[str, Any] | None, start: datetime, end: datetime) -> None:
+    """A plan that names a window must name the request's: approvers sign one window, not two."""
+    window = (plan or {}).get("window")
+    if not isinstance(window, dict):
+        return
+    ap = approval()
+    for key, wanted in (("start", start), ("end", end)):
+        try:
+            same = ap.parse_time(window.get(key)) == wanted
+        except (TypeError, ValueError):
+            same = False
+        if not same:
+            raise UserError(f"the plan's window.{key} ({window.get(key)}) is not the request's ({ap.iso(wanted)})",
+                            "give the request the plan's window, or change the plan's window")
 
 
 def notify_everyone(store, event: str, subject: str, context: dict[str, Any], actor: str, inventory=None) -> None:
@@ -224,6 +247,8 @@ def decide(store, policy: Policy, change_id: str, *, approver: str, key, decisio
     if decision == "deny" and not comment.strip():
         raise UserError("a denial needs a reason", "say why (--reason)")
     change = get(store, change_id)
+    if decision == "approve":
+        _require_rehearsal(store, change)
     exp = _time(expires, timezone.utc, ap.parse_time(change.request["window"]["end"]))
     payload = ap.approval_payload(change.request, approver=approver, decision=decision, expires=ap.iso(exp),
                                   signed_at=ap.iso(now), comment=comment.strip())
@@ -264,6 +289,51 @@ def decide(store, policy: Policy, change_id: str, *, approver: str, key, decisio
                       "after_the_fact": state == "break-glass", "digest": payload["request_digest"]},
                      actor=approver)
     return get(store, change_id)
+
+
+def _require_rehearsal(store, change: Change) -> None:
+    """Approving an upgrade needs a successful rehearsal on record. A break-glass change has already
+    run, so its approval after the fact is not held back; a denial never is."""
+    if change.action not in REHEARSED_ACTIONS or change.klass == "break-glass":
+        return
+    latest = attachments(store, change.id, kind="rehearsal")
+    if not latest:
+        raise UserError(f"{change.action} {change.id} has not been rehearsed",
+                        f"run `hospops upgrade rehearse {change.id}` so approvers see what will change")
+    if not latest[-1]["body"].get("ok"):
+        raise UserError(f"{change.action} {change.id} has not been rehearsed successfully: its latest rehearsal "
+                        f"({latest[-1]['body'].get('run_id')}) failed",
+                        f"see `hospops change show {change.id}`, fix what failed, then run "
+                        f"`hospops upgrade rehearse {change.id}` again")
+
+
+def attach(store, change_id: str, kind: str, body: dict[str, Any], actor: str) -> dict[str, Any]:
+    """Keep a document about a change (e.g. a rehearsal's summary) beside it. Attachments are not
+    part of the signed request: its digest stays the same, and approvers sign after reading them."""
+    ap = approval()
+    get(store, change_id)  # an unknown change is an error here, not an orphan row
+    text = ap.canonical(body).decode("utf-8")
+    row = {"id": str(uuid.uuid4()), "change_id": change_id, "kind": kind,
+           # microseconds: two attachments in one second still sort in the order they were made
+           "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+           "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(), "body": text}
+    with store.transaction():
+        store.execute("INSERT INTO change_attachments (id, change_id, kind, created_at, sha256, body)"
+                      " VALUES (:id, :change_id, :kind, :created_at, :sha256, :body)", row)
+        audit.record(store, "change.attach", change_id,
+                     {"attachment": row["id"], "kind": kind, "sha256": row["sha256"]}, actor=actor)
+    return {**row, "body": body}
+
+
+def attachments(store, change_id: str, kind: str | None = None) -> list[dict[str, Any]]:
+    """A change's attachments, oldest first (the latest is the last)."""
+    sql = "SELECT * FROM change_attachments WHERE change_id = :id"
+    params: dict[str, Any] = {"id": change_id}
+    if kind:
+        sql += " AND kind = :kind"
+        params["kind"] = kind
+    rows = store.query(sql + " ORDER BY created_at, id", params)
+    return [{**r, "body": json.loads(r["body"])} for r in rows]
 
 
 def export(store, change_id: str, path: Path) -> Path:

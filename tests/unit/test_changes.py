@@ -67,16 +67,35 @@ def test_denial_needs_a_reason_and_ends_the_change(store, policy, approval_lab):
         changes.decide(store, policy, change.id, approver="alice", key=approval_lab.key("alice"), decision="approve")
 
 
-def test_upgrade_needs_plans_and_two_organisations(store, policy, approval_lab):
-    with pytest.raises(UserError, match="upgrade plan"):
-        _request(store, policy, action="upgrade", targets=["h1"])
-    change = _request(store, policy, action="upgrade", targets=["h1"],
-                      plan={"upgrade": {"steps": ["stop", "migrate", "start"]}, "rollback": {"steps": ["restore"]}})
+def _upgrade_plan(start: datetime) -> dict:
+    return {"format": 1, "service": "web", "from_version": "1.0.0", "to_version": "2.0.0",
+            "artifacts": [{"file": "web/web-2.0.0.tar.gz", "sha256": "ab" * 32}],
+            "migrations": {"forward": False, "schema_from": 1, "schema_to": 1, "backward": "none"},
+            "health_checks": {"path": "/health", "timeout_seconds": 30},
+            "impact": {"summary": "new login page", "downtime": "none (rolling)"},
+            "window": {"start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat()},
+            "rollback": {"triggers": ["health_check_failed"], "steps": ["switch back to 1.0.0"],
+                         "restore_point": "auto"}}
+
+
+def test_upgrade_needs_a_plan_a_rehearsal_and_two_organisations(store, policy, approval_lab):
+    start = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(hours=1)
+    window = {"window_start": start, "window_end": start + timedelta(hours=2)}
+    with pytest.raises(UserError, match="needs an upgrade plan"):
+        _request(store, policy, action="upgrade", targets=["h1"], **window)
+    no_rollback = {k: v for k, v in _upgrade_plan(start).items() if k != "rollback"}
+    with pytest.raises(UserError, match="rollback: the plan has no rollback plan"):
+        _request(store, policy, action="upgrade", targets=["h1"], plan=no_rollback, **window)
+    assert changes.list_changes(store) == []
+    change = _request(store, policy, action="upgrade", targets=["h1"], plan=_upgrade_plan(start), **window)
+    with pytest.raises(UserError, match="has not been rehearsed"):
+        changes.decide(store, policy, change.id, approver="bob", key=approval_lab.key("bob"), decision="approve")
+    changes.attach(store, change.id, "rehearsal", {"kind": "rehearsal", "ok": True, "run_id": "run-1"}, actor="dave")
     one = changes.decide(store, policy, change.id, approver="bob", key=approval_lab.key("bob"), decision="approve")
     assert one.state == "pending"
     two = changes.decide(store, policy, change.id, approver="alice", key=approval_lab.key("alice"), decision="approve")
-    assert two.state == "approved"
-    assert two.ticket()["request"]["plan"]["rollback"] == {"steps": ["restore"]}
+    assert two.state == "approved" and two.digest == change.digest
+    assert two.ticket()["request"]["plan"]["rollback"]["steps"] == ["switch back to 1.0.0"]
 
 
 def test_break_glass_without_an_l1_incident_is_refused(store, policy):

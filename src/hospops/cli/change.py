@@ -22,15 +22,17 @@ def register(sub) -> None:
 
     r = s.add_parser("request", help="file a change request")
     r.add_argument("action", help="restart, redeploy, upgrade, rollback, restore, maintain, collect_logs, ...")
-    r.add_argument("--target", "-t", action="append", required=True, help="host or group (repeatable)")
-    r.add_argument("--reason", required=True, help="what is wrong and what the change does")
+    r.add_argument("plan", nargs="?", type=Path,
+                   help="upgrade only: the upgrade plan with its rollback plan (YAML or JSON; "
+                        "draft one with `hospops upgrade plan`)")
+    r.add_argument("--target", "-t", action="append", default=[],
+                   help="host or group (repeatable); an upgrade's targets come from its plan")
+    r.add_argument("--reason", help="what is wrong and what the change does (an upgrade: default from its plan)")
     r.add_argument("--window-start", help="ISO time (default: now); without an offset, the policy timezone")
     r.add_argument("--window-end", help="ISO time (default: start + 4 h)")
     r.add_argument("--incident", help="linked incident id")
     r.add_argument("--level", choices=["L1", "L2", "L3", "L4"], help="the incident's level")
     r.add_argument("--break-glass", action="store_true", help="L1 emergency without a reachable approver")
-    r.add_argument("--plan", type=Path, help="upgrade plan (JSON or text file)")
-    r.add_argument("--rollback-plan", type=Path, help="rollback plan (JSON or text file)")
     r.add_argument("--as", dest="actor", default=_actor(), help="requester (default: $HOSPOPS_ACTOR or login name)")
     r.set_defaults(func=_request)
 
@@ -78,43 +80,57 @@ def _store():
     return open_store()
 
 
-def _read_plan(path: Path | None):
-    if path is None:
-        return None
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror}", "give a readable file") from exc
-    try:
-        return json.loads(text)
-    except ValueError:
-        return {"text": text}
-
-
 def _request(args) -> int:
     from hospops import changes
 
-    plan = None
-    if args.plan or args.rollback_plan:
-        plan = {"upgrade": _read_plan(args.plan), "rollback": _read_plan(args.rollback_plan)}
-    change = changes.request(
-        _store(), _policy(args), action=args.action, targets=args.target, reason=args.reason, requester=args.actor,
-        window_start=args.window_start, window_end=args.window_end, incident=args.incident, incident_level=args.level,
-        break_glass=args.break_glass, plan=plan)
+    pol = _policy(args)
+    if args.action == "upgrade":
+        change = _request_upgrade(args, pol)
+    else:
+        if args.plan:
+            raise UserError(f"only an upgrade takes a plan file, not {args.action}", f"drop {args.plan}")
+        change = changes.request(
+            _store(), pol, action=args.action, targets=args.target, reason=args.reason or "", requester=args.actor,
+            window_start=args.window_start, window_end=args.window_end, incident=args.incident,
+            incident_level=args.level, break_glass=args.break_glass)
     print(change.id)
     print(f"  {change.klass}, state {change.state}; window {change.request['window']['start']} .. "
           f"{change.request['window']['end']}; digest {change.digest}", file=sys.stderr)
-    if change.state == "pending":
+    if change.action == "upgrade" and change.state == "pending":
+        print(f"  next: `hospops upgrade rehearse {change.id}` (what would change), then approvers run "
+              f"`hospops change approve {change.id} --as NAME`", file=sys.stderr)
+    elif change.state == "pending":
         print(f"  next: an approver runs `hospops change approve {change.id} --as NAME`", file=sys.stderr)
     return 0
+
+
+def _request_upgrade(args, pol):
+    from hospops import upgrades
+
+    if not args.plan:
+        raise UserError("an upgrade needs its upgrade plan with the rollback plan (contract 5.5)",
+                        "hospops change request upgrade PLAN.yml; draft one with "
+                        "`hospops upgrade plan SERVICE --to VERSION -o PLAN.yml`")
+    if args.target:
+        raise UserError("an upgrade's targets come from its plan (the service's hosts and the gateways)",
+                        "drop --target")
+    if args.break_glass:
+        raise UserError("an upgrade cannot be break-glass: its plans are approved in advance (contract 5.5)",
+                        "for an emergency, request a restart, redeploy or rollback")
+    return upgrades.request(_store(), pol, pol.inventory, args.plan, requester=args.actor, reason=args.reason,
+                            window_start=args.window_start, window_end=args.window_end,
+                            incident=args.incident, incident_level=args.level)
 
 
 def _show(args) -> int:
     from hospops import changes
 
-    change = changes.get(_store(), args.id)
+    store = _store()
+    change = changes.get(store, args.id)
+    attached = changes.attachments(store, change.id)
     if args.json:
-        print(json.dumps({**change.ticket(), "approval_due": change.approval_due}, indent=2, ensure_ascii=False))
+        print(json.dumps({**change.ticket(), "approval_due": change.approval_due, "plan": change.request.get("plan"),
+                          "attachments": attached}, indent=2, ensure_ascii=False))
         return 0
     req = change.request
     print(f"{change.id}  {req['action']} ({change.klass})  state: {change.state}")
@@ -125,7 +141,11 @@ def _show(args) -> int:
         print(f"  incident:  {req['incident']} ({req.get('incident_level')})")
     if change.approval_due:
         print(f"  approval after the fact due by {change.approval_due}")
-    if req.get("plan"):
+    if req["action"] == "upgrade" and isinstance(req.get("plan"), dict):
+        from hospops import upgrade_view
+
+        print("\n".join(upgrade_view.describe_plan(req["plan"]) + upgrade_view.describe_rehearsal(attached)))
+    elif req.get("plan"):
         print(f"  plan:      {json.dumps(req['plan'], ensure_ascii=False)[:200]}")
     print(f"  digest:    {change.digest}  (what approvers sign)")
     for a in change.approvals:

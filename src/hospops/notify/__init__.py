@@ -15,7 +15,8 @@ only: never a webhook URL, token or password).
 
 Events this project sends: incident.opened, incident.escalated (3 strikes), incident.unacknowledged
 (escalation to the next contact: context ``step``), deadline.near, deadline.breached (context
-``clock``), incident.recovered, ticket.opened, ticket.overdue, approval.requested, change.break_glass.
+``clock``), incident.recovered, ticket.opened, ticket.overdue, approval.requested, change.break_glass,
+upgrade.done, upgrade.rolled_back, upgrade.stopped (hospops.upgrade_notice).
 """
 
 from __future__ import annotations
