@@ -348,12 +348,17 @@ def export(store, change_id: str, path: Path) -> Path:
     return path
 
 
-def preflight(change: Change, policy: Policy, hosts: list[str], now: datetime | None = None) -> dict[str, Any]:
-    """The gate's own verification, run by the orchestrator before it starts anything."""
+def preflight(change: Change, policy: Policy, hosts: list[str], now: datetime | None = None,
+              rehearsal: bool = False) -> dict[str, Any]:
+    """The gate's own verification, run by the orchestrator before it starts anything.
+
+    ``rehearsal``: a check-mode run before the approvals (the request itself must be sound, not denied)."""
     ap = approval()
-    if change.state not in RUNNABLE_STATES:
+    if rehearsal and change.state == "denied":
+        raise UserError(f"change {change.id} was denied; there is nothing to rehearse", "file a new request")
+    if not rehearsal and change.state not in RUNNABLE_STATES:
         raise UserError(f"change {change.id} is {change.state}, not approved",
                         f"collect approvals (`hospops change show {change.id}`) before running it")
     return ap.verify_ticket(change.ticket(), action=change.action, hosts=hosts, groups=policy.groups,
                             approvers=policy.approvers, policy=policy.rules, now=now or _now(),
-                            is_outpatient_hours=policy.is_outpatient_hours)
+                            is_outpatient_hours=policy.is_outpatient_hours, rehearsal=rehearsal)
