@@ -13,7 +13,6 @@ The plan (``hospops.upgrade_plan``) travels inside the signed change request; ``
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
@@ -110,29 +109,22 @@ def _plan_for_run(store, inv: Inventory, change_id: str) -> tuple[changes.Change
     return change, upgrade_plan.normalise(plan, change_id=change_id, inventory=inv)
 
 
+def _extravars(inv: Inventory, plan: dict[str, Any]) -> dict[str, Any]:
+    """The plan, and the service's group: a play's hosts pattern cannot read the inventory's vars."""
+    return {"upgrade_plan": plan, "upgrade_hosts": inv.var("hospops_services")[plan["service"]]["group"]}
+
+
 # -- rehearsal ---------------------------------------------------------------------------------
 def rehearse(store, inv: Inventory, change_id: str, actor: str) -> dict[str, Any]:
     """Run the upgrade in check and diff mode (the gate's rehearsal mode: before the approval),
     attach the summary to the change and return it."""
     change, plan = _plan_for_run(store, inv, change_id)
-    run_playbook = runner.run_playbook
-    if not _accepts(run_playbook, "rehearsal"):
-        raise UserError("this checkout's hospops.runner.run_playbook cannot rehearse yet (no rehearsal=)",
-                        "update hospops to a version whose runner and change gate know rehearsals")
-    result = run_playbook(PLAYBOOK, change_id=change_id, inventory=inv.path, extravars={"upgrade_plan": plan},
-                          check=True, diff=True, rehearsal=True, actor=actor, store=store)
+    result = runner.run_playbook(PLAYBOOK, change_id=change_id, inventory=inv.path, extravars=_extravars(inv, plan),
+                                 check=True, diff=True, rehearsal=True, actor=actor, store=store)
     summary = rehearsal.summarise(result, stats_key=STATS_KEY, playbook=PLAYBOOK)
     summary["request_digest"] = change.digest
     changes.attach(store, change_id, "rehearsal", summary, actor)
     return summary
-
-
-def _accepts(fn: Callable, keyword: str) -> bool:
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return True
-    return any(p.name == keyword or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 # -- the run and where it ended ----------------------------------------------------------------
@@ -242,7 +234,7 @@ def run(store, inv: Inventory, change_id: str, actor: str) -> Outcome:
 
     change, plan = _plan_for_run(store, inv, change_id)
     result = runner.run_playbook(PLAYBOOK, change_id=change_id, inventory=inv.path,
-                                 extravars={"upgrade_plan": plan}, actor=actor, store=store)
+                                 extravars=_extravars(inv, plan), actor=actor, store=store)
     out = outcome_of(rehearsal.set_stats(result.artifacts_dir, STATS_KEY), plan, result, runbooks.failures(result))
     incident = change.request.get("incident")
     if incident:
