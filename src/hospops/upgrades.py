@@ -177,7 +177,11 @@ class Outcome:
     def node_lines(self) -> list[str]:
         out = []
         for host, n in sorted(self.nodes.items()):
-            if _true(n.get("switched")):
+            if n.get("note"):  # the role's own words: "switched to 2.0.0", "failed its check ..., returned to 1.0.0"
+                seconds = _number(n.get("seconds")) if _true(n.get("switched")) else None
+                secs = f" in {seconds:.1f} s" if seconds else ""
+                out.append(f"  {host:<10} {n.get('after') or '?':<12} {n['note']}{secs}")
+            elif _true(n.get("switched")):
                 seconds = _number(n.get("seconds"))
                 secs = f" in {seconds:.1f} s" if seconds is not None else ""
                 out.append(f"  {host:<10} {n.get('before') or '?'} -> {n.get('after') or '?'}  switched{secs}")

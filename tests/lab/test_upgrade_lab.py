@@ -120,7 +120,8 @@ def _release(service: str, version: str) -> dict:
     return next(r for r in index["releases"] if r["service"] == service and r["version"] == version)
 
 
-def _plan(env, old: str, new: str, *, forward: bool = True, backward: str = "down") -> Path:
+def _plan(env, old: str, new: str, *, forward: bool = True, backward: str = "down",
+          window_minutes: int = 120) -> Path:
     now = datetime.now(timezone.utc).replace(microsecond=0)
     to, frm = _release("ih", new), _release("ih", old)
     plan = {
@@ -132,7 +133,7 @@ def _plan(env, old: str, new: str, *, forward: bool = True, backward: str = "dow
         "health_checks": {"path": "/health", "timeout_seconds": 20, "payment_probe": True},
         "impact": {"summary": "payments keep working; one node at a time leaves the gateway",
                    "downtime": "none (rolling)"},
-        "window": {"start": (now - timedelta(minutes=1)).isoformat(), "end": (now + timedelta(hours=2)).isoformat()},
+        "window": {"start": (now - timedelta(minutes=1)).isoformat(), "end": (now + timedelta(minutes=window_minutes)).isoformat()},
         "rollback": {"triggers": ["health_check_failed", "migration_failed", "window_closing"],
                      "steps": ["return every switched node to the old release", "undo the migrations"],
                      "restore_point": "auto"},
@@ -236,6 +237,18 @@ def test_half_failing_migration_leaves_the_database_as_it_was(env):
     assert "migration" in out.lower(), out[-3000:]
     assert _ih_schema() == schema_before
     assert set(_versions().values()) == {"1.0.0"}
+
+
+def test_a_window_about_to_close_stops_at_a_safe_point(env):
+    _ensure_baseline(env)
+    schema_before = _ih_schema()
+    change = _approved_upgrade(env, "1.0.0", "2.0.0", window_minutes=3)   # less than a node's 5-minute margin
+    run = _hospops(env, "upgrade", "run", change)
+    out = run.stdout + run.stderr
+    assert run.returncode == 1, out[-4000:]
+    assert "window" in out.lower() and "safe point" in out.lower(), out[-3000:]
+    assert set(_versions().values()) == {"1.0.0"}
+    assert _ih_schema() == schema_before                  # stopped before migrating
 
 
 def _wait_for(predicate, seconds: float) -> bool:
