@@ -17,6 +17,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from labkit import get_json as _get
+from labkit import hospops as _hospops
 
 pytestmark = pytest.mark.lab
 
@@ -24,16 +26,6 @@ REPO = Path(__file__).resolve().parents[2]
 LAB_HOME = Path(os.environ.get("HOSPOPS_LAB_HOME") or Path.home() / ".local" / "state" / "hospops")
 IH1, IH2 = "http://127.0.0.1:42312", "http://127.0.0.1:42313"
 sys.path.insert(0, str(REPO / "lab" / "apps"))
-
-
-def _get(url: str, timeout: float = 3) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.status, json.loads(resp.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        return exc.code, {}
-    except (urllib.error.URLError, OSError):
-        return 0, {}
 
 
 def _pay(base: str, ref: str) -> int | None:
@@ -56,11 +48,6 @@ def env(tmp_path_factory):
          "HOSPOPS_ACTOR": "oncall", "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
     e.pop("HOSPOPS_STORE_URL", None)
     return e
-
-
-def _hospops(env, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hospops", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
 
 
 def _approved_change(env, action: str, targets: list[str], reason: str) -> str:

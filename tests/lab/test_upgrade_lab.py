@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from labkit import get_json as _get
+from labkit import hospops as _hospops
 
 pytestmark = pytest.mark.lab
 
@@ -28,16 +30,6 @@ LAB_HOME = Path(os.environ.get("HOSPOPS_LAB_HOME") or Path.home() / ".local" / "
 GATEWAY = "http://127.0.0.1:42280/ih"
 NODES = {"ih1": "http://127.0.0.1:42312", "ih2": "http://127.0.0.1:42313"}
 APPROVERS = ("zhang-it", "li-outpatient")        # quorum 2, hospital-it among them (policy.yml)
-
-
-def _get(url: str, timeout: float = 3) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.status, json.loads(resp.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        return exc.code, {}
-    except (urllib.error.URLError, OSError, ValueError):
-        return 0, {}
 
 
 def _pay(ref: str) -> int | None:
@@ -108,11 +100,6 @@ def env(tmp_path_factory):
     e["__plans"] = str(root)
     yield e
     _ensure_baseline(e)
-
-
-def _hospops(env, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hospops", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
 
 
 def _release(service: str, version: str) -> dict:
@@ -264,13 +251,20 @@ def _status(env) -> subprocess.CompletedProcess:
     return _hospops(env, "upgrade", "status", "ih")
 
 
+def _upgrade_until_ih1_switched(env, change: str, **popen) -> subprocess.Popen:
+    """Start `hospops upgrade run` and return once ih1 serves 2.0.0 (the upgrade is mid-way)."""
+    proc = subprocess.Popen([sys.executable, "-m", "hospops", "upgrade", "run", change], env=env, cwd=REPO, **popen)
+    if not _wait_for(lambda: _versions()["ih1"] == "2.0.0", 240):
+        proc.kill()
+        raise AssertionError("ih1 never switched to 2.0.0")
+    return proc
+
+
 def test_app_killed_mid_upgrade_ends_on_one_version(env):
     _ensure_baseline(env)
     change = _approved_upgrade(env, "1.0.0", "2.0.0")
-    proc = subprocess.Popen([sys.executable, "-m", "hospops", "upgrade", "run", change], env=env, cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = _upgrade_until_ih1_switched(env, change, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        assert _wait_for(lambda: _versions()["ih1"] == "2.0.0", 240), "ih1 never switched"
         subprocess.run(["podman", "exec", "hospops-ih1", "systemctl", "kill", "--signal=KILL", "hospapp-ih"],
                        capture_output=True, timeout=30)
         out, _ = proc.communicate(timeout=600)
@@ -293,13 +287,10 @@ def test_app_killed_mid_upgrade_ends_on_one_version(env):
 def test_orchestrator_killed_mid_run_rerun_converges_and_says_which(env):
     _ensure_baseline(env)
     change = _approved_upgrade(env, "1.0.0", "2.0.0")
-    proc = subprocess.Popen([sys.executable, "-m", "hospops", "upgrade", "run", change], env=env, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        assert _wait_for(lambda: _versions()["ih1"] == "2.0.0", 240), "ih1 never switched"
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)                            # the orchestrator and its ansible-playbook
-        proc.wait(timeout=30)
+    proc = _upgrade_until_ih1_switched(env, change, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                       start_new_session=True)
+    os.killpg(proc.pid, signal.SIGKILL)                                # the orchestrator and its ansible-playbook
+    proc.wait(timeout=30)
     time.sleep(1)
     mixed = _status(env)
     again = _hospops(env, "upgrade", "run", change)                   # same approval: the dead run is resumed
