@@ -6,7 +6,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 say() { printf '[host] %s\n' "$*"; }
 
-need_pkgs=(podman crun debootstrap uidmap openssh-client python3-psycopg2 postgresql-15 postgresql-contrib-15 pgbackrest
+# Real package names only: a virtual one (postgresql-contrib-15, whose modules ship in postgresql-15)
+# never shows as installed, which would run apt-get on every call.
+need_pkgs=(podman crun debootstrap uidmap openssh-client python3-psycopg2 postgresql-15 pgbackrest
            nginx-light fonts-noto-cjk poppler-utils libpango-1.0-0 libpangoft2-1.0-0)
 missing=()
 for p in "${need_pkgs[@]}"; do
