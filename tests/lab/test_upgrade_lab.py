@@ -238,6 +238,37 @@ def test_a_window_about_to_close_stops_at_a_safe_point(env):
     assert _ih_schema() == schema_before                  # stopped before migrating
 
 
+def _backup_labels() -> list[str]:
+    proc = subprocess.run(["podman", "exec", "-u", "pgbackrest", "hospops-backup", "pgbackrest", "--stanza=hospital",
+                           "--output=json", "info"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return [b["label"] for b in json.loads(proc.stdout)[0]["backup"]]
+
+
+def test_by_hand_with_no_fresh_backup_one_is_taken_before_anything_changes(env, tmp_path):
+    """An operator runs the playbook by hand with the exported ticket; no backup counts as fresh
+    (max age 0 h), so pre-flight takes one before the migrations."""
+    _ensure_baseline(env)
+    change = _approved_upgrade(env, "1.0.0", "2.0.0")
+    shown = json.loads(_hospops(env, "change", "show", change, "--json").stdout)
+    ticket = tmp_path / "ticket.json"
+    assert _hospops(env, "change", "export", change, "-o", str(ticket)).returncode == 0
+    plan = tmp_path / "vars.json"
+    plan.write_text(json.dumps({"upgrade_plan": shown["plan"], "upgrade_hosts": "svc_ih"}), encoding="utf-8")
+    before = _backup_labels()
+    run = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", env["HOSPOPS_INVENTORY"],
+                          "playbooks/upgrade.yml", "-e", f"@{plan}", "-e", f"change_ticket={ticket}",
+                          "-e", "app_upgrade_backup_max_age_hours=0"],
+                         env={**env, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
+                         capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    taken = [label for label in _backup_labels() if label not in before]
+    assert len(taken) == 1 and taken[0].endswith("I"), taken          # one incremental, taken by pre-flight
+    assert "Take a backup of type incr" in run.stdout
+    assert set(_versions().values()) == {"2.0.0"}
+    _ensure_baseline(env)
+
+
 def _wait_for(predicate, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
